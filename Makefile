@@ -1,0 +1,34 @@
+# make demo  -- set up .venv (pinned) and run the end-to-end demo on the embedded store
+# make test  -- set up .venv and run the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test venv lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m ctxrec.cli demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+# regenerate the lock and environment.yml from the current .venv
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^ctxrec' > requirements/lock.txt
+	$(PY) scripts/write_environment_yml.py
+
+clean:
+	rm -rf runs .ctxrec

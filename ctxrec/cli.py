@@ -1,0 +1,185 @@
+"""The ``ctxrec`` command: each sub-command is a thin call into the library."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="ctxrec: graph-based, multimodal, context-aware recommendation.")
+
+DEFAULT_STORE = Path(".ctxrec/graph.db")
+StoreOpt = typer.Option(DEFAULT_STORE, "--store", help="Embedded graph database folder.")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _open(path: Path, read_only: bool = False):
+    from ctxrec.graph.stores import open_store
+
+    return open_store("embedded", path, read_only=read_only) if read_only else open_store("embedded", path)
+
+
+@app.command()
+def synth(out: Path = typer.Argument(..., help="Folder to write the world into."),
+          size: str = typer.Option("small", help="tiny | small | medium | large"),
+          seed: int = typer.Option(0, help="Random seed.")) -> None:
+    """Generate a synthetic multimodal world in the seed formats."""
+    from dataclasses import replace
+
+    from ctxrec.datasets.synthetic import SIZES, generate_world
+
+    if size not in SIZES:
+        _fail(f"--size {size!r} is not one of {sorted(SIZES)}")
+    world = generate_world(replace(SIZES[size], seed=seed))
+    files = world.write(out)
+    typer.echo(f"{len(world.interactions)} interactions, {len(world.items)} items, {len(world.users)} users")
+    for kind, path in files.items():
+        typer.echo(f"  {kind}: {path}")
+
+
+@app.command()
+def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv or .parquet)."),
+           items: Path = typer.Option(..., help="Items table."),
+           context: Optional[Path] = typer.Option(None, help="Per-user context table."),
+           store: Path = StoreOpt,
+           session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session."),
+           rejects: Optional[Path] = typer.Option(None, help="Reject file (default: beside the interactions)."),
+           batch_size: int = typer.Option(50_000, help="Rows per upsert batch.")) -> None:
+    """Validate the seed tables, derive context and load the graph into the store."""
+    from ctxrec.graph.build import BuildConfig
+    from ctxrec.graph.ingest import ingest as run_ingest
+    from ctxrec.graph.readers import InputError
+
+    try:
+        with _open(store) as st:
+            res = run_ingest(st, interactions, items, context, BuildConfig(session_gap_minutes=session_gap),
+                             reject_path=rejects, batch_size=batch_size, progress=True)
+            counts = st.counts()
+    except (InputError, ValueError) as e:
+        _fail(str(e))
+    s = res.summary
+    typer.echo(f"rows read {s['rows_read']}, loaded {s['rows_loaded']}, rejected {s['rows_rejected']}, "
+               f"duplicates dropped {s['duplicates']}")
+    if res.reject_path:
+        typer.echo(f"rejected rows written to {res.reject_path}")
+        for r in res.rejects.items[:5]:
+            typer.echo(f"  {r}")
+    typer.echo("store now holds: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+def encode(store: Path = StoreOpt,
+           model: Optional[str] = typer.Option(None, help="Text model name or local path (default: offline all-MiniLM-L6-v2)."),
+           cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
+           batch_size: int = typer.Option(64, help="Encoder batch size."),
+           device: Optional[str] = typer.Option(None, help="cpu | cuda (default: automatic).")) -> None:
+    """Encode item and context text and write the vectors to the store."""
+    from ctxrec.modalities.features import encode_store_text
+    from ctxrec.modalities.registry import get_encoder
+
+    encoder = get_encoder("text", model=model, device=device, batch_size=batch_size)
+    with _open(store) as st:
+        done = encode_store_text(st, encoder, cache_dir=cache, batch_size=batch_size, progress=True)
+    typer.echo("encoded: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> dict:
+    fields = {"epochs": epochs, "lr": lr, "seed": seed, "progress": True}
+    if config is not None:
+        import yaml
+
+        loaded = yaml.safe_load(config.read_text()) or {}
+        if not isinstance(loaded, dict):
+            _fail(f"{config}: expected a mapping of TrainConfig fields, got {type(loaded).__name__}")
+        fields.update(loaded)
+    return fields
+
+
+@app.command()
+def train(store: Path = StoreOpt,
+          model: str = typer.Option("context_gnn", help="mostpop | lightgcn | context_gnn"),
+          out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
+          epochs: int = typer.Option(40, help="Maximum epochs (early stopping on validation)."),
+          lr: float = typer.Option(0.01, help="Learning rate."),
+          seed: int = typer.Option(0, help="Seed."),
+          config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields.")) -> None:
+    """Export the graph, train a model (selection on validation) and save it."""
+    from ctxrec.graph.export import export_pyg
+    from ctxrec.training.models import make_model
+
+    with _open(store, read_only=True) as st:
+        graph = export_pyg(st)
+    try:
+        m = make_model(model) if model == "mostpop" else make_model(model, train=_train_config(epochs, lr, seed, config))
+    except (ValueError, TypeError) as e:
+        _fail(str(e))
+    m.fit(graph)
+    m.save(out)
+    val = m.evaluate("val")
+    typer.echo(f"{m.name} saved to {out}; validation " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()
+                                                                  if k.endswith("@20")))
+
+
+def _load(store: Path, model_dir: Path):
+    from ctxrec.graph.export import export_pyg
+    from ctxrec.training.recommender import Recommender
+
+    if not (model_dir / "manifest.json").is_file():
+        _fail(f"{model_dir}: no saved model here; run `ctxrec train --out {model_dir}` first")
+    with _open(store, read_only=True) as st:
+        graph = export_pyg(st)
+    return Recommender.load(model_dir, graph)
+
+
+@app.command()
+def evaluate(store: Path = StoreOpt, model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir"),
+             split: str = typer.Option("test", help="val | test"),
+             ks: List[int] = typer.Option([10, 20], "--k", help="Cut-offs.")) -> None:
+    """Full-ranking metrics of a saved model (train items masked)."""
+    model = _load(store, model_dir)
+    try:
+        res = model.evaluate(split, ks=tuple(ks))
+    except ValueError as e:
+        _fail(str(e))
+    typer.echo(json.dumps(res, indent=2))
+
+
+@app.command()
+def recommend(user: str = typer.Option(..., help="User id."),
+              time: Optional[str] = typer.Option(None, help="When: 'sat 20:00', 'sat-evening' or ISO time."),
+              place: Optional[str] = typer.Option(None, help="Where, e.g. 'New York'."),
+              k: int = typer.Option(10, "-k", help="How many items."),
+              store: Path = StoreOpt, model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir")) -> None:
+    """Top-k items for a user in a context."""
+    model = _load(store, model_dir)
+    try:
+        ranked = model.recommend_ids(user, k, time=time, place=place)
+    except ValueError as e:
+        _fail(str(e))
+    for rank, (item, score) in enumerate(ranked, 1):
+        typer.echo(f"{rank:3d}. {item}\t{score:.4f}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+         size: str = typer.Option("small", help="Synthetic world size."),
+         seed: int = typer.Option(0, help="Seed."),
+         epochs: int = typer.Option(40, help="Maximum epochs per model.")) -> None:
+    """Synthetic world -> embedded store -> text features -> GNN -> metrics and recommendations."""
+    from ctxrec.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=out, size=size, seed=seed, epochs=epochs), echo=typer.echo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Reading the seed tables (CSV or Parquet) with row-level validation.
+
+Every problem with a row becomes a :class:`Reject` that names the file, the row
+(1-based, counting data rows; a CSV's line number is ``row + 1``), the column, the
+value and the reason with its fix. Problems with a whole file (it does not exist,
+a required column is missing) raise :class:`InputError` with the same details.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, List, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class InputError(ValueError):
+    """A seed file cannot be read at all: the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected row: where it is, what is wrong, and how to fix it."""
+
+    file: str
+    row: int
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, row {self.row}, column {self.column!r}, value {self.value!r}: {self.reason}"
+
+
+class RejectLog:
+    """Collects rejects across files; written as CSV (file,row,column,value,reason)."""
+
+    def __init__(self) -> None:
+        self.items: List[Reject] = []
+
+    def add(self, file: str, rows: Iterable[int], column: str, values: Iterable[object], reason: str) -> None:
+        for r, v in zip(rows, values):
+            self.items.append(Reject(str(file), int(r), column, _show(v), reason))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frame(self) -> pd.DataFrame:
+        cols = ["file", "row", "column", "value", "reason"]
+        frame = pd.DataFrame([asdict(r) for r in self.items], columns=cols)
+        return frame.sort_values(["file", "row", "column"], kind="stable").reset_index(drop=True)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.frame().to_csv(path, index=False)
+        return path
+
+
+def _show(value: object, limit: int = 200) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    s = str(value)
+    return s if len(s) <= limit else s[:limit] + f"...(+{len(s) - limit} chars)"
+
+
+def _clean(value: object) -> object:
+    """Strip text; empty text and NaN become None."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def _read_csv_rowwise(path: Path, log: "RejectLog | None") -> pd.DataFrame:
+    """Slow path for CSVs whose rows have the wrong number of fields: such rows are
+    rejected one by one instead of failing the whole file."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise pd.errors.EmptyDataError("no header")
+        rows, numbers = [], []
+        for i, rec in enumerate(reader, start=1):
+            if not rec:
+                continue
+            if len(rec) != len(header):
+                if log is not None:
+                    log.add(str(path), [i], "*", [",".join(rec)],
+                            f"expected {len(header)} fields ({','.join(header)}), found {len(rec)}; "
+                            "quote values that contain commas")
+                continue
+            rows.append(rec)
+            numbers.append(i)
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame["_line_row"] = numbers
+    return frame
+
+
+def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str] = (),
+               log: "RejectLog | None" = None) -> pd.DataFrame:
+    """Read a CSV or Parquet seed table as strings, with a ``_row`` column.
+
+    Every column is read as text (``None`` where empty) so that validation, not the
+    reader, decides what a bad value is.
+
+    Args:
+        path: a ``.csv`` (UTF-8; other bytes are replaced and then rejected by the
+            validators that see them) or ``.parquet`` file.
+        required: columns that must be present.
+        optional: columns kept when present; any other column is ignored.
+
+    Raises:
+        InputError: the file is missing, unreadable, empty or lacks a required column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; pass the path of an existing .csv or .parquet file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            frame = frame.astype(object).where(frame.notna(), None)
+            frame = frame.apply(lambda c: c.map(lambda v: None if v is None else str(v)))
+        else:
+            try:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                                    encoding="utf-8", encoding_errors="replace")
+            except pd.errors.ParserError:
+                frame = _read_csv_rowwise(path, log)
+            frame = frame.astype(object).where(frame.notna(), None)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; it needs a header row with columns {list(required)}") from None
+    except (ValueError, OSError) as e:
+        raise InputError(f"{path}: cannot be read as {path.suffix or 'csv'} ({e}); check the file format") from e
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing required column(s) {missing}; found {list(frame.columns)}. "
+            f"Add the column(s) to the header row (required: {list(required)}, optional: {list(optional)})"
+        )
+    keep = [c for c in list(required) + list(optional) if c in frame.columns]
+    frame = frame[keep + [c for c in ["_line_row"] if c in frame.columns]].copy()
+    for c in keep:
+        frame[c] = frame[c].map(_clean).astype(object)
+    frame["_row"] = np.arange(1, len(frame) + 1)
+    if "_line_row" in frame.columns:
+        frame["_row"] = frame.pop("_line_row").astype(int)
+    return frame.reset_index(drop=True)
+
+
+def reject_rows(frame: pd.DataFrame, bad: pd.Series, log: RejectLog, file: str, column: str, reason: str) -> pd.DataFrame:
+    """Move the rows where ``bad`` is true into ``log``; return the good rows."""
+    bad = bad.fillna(False).astype(bool)
+    if bad.any():
+        sub = frame.loc[bad]
+        log.add(file, sub["_row"], column, sub[column] if column in sub else [""] * len(sub), reason)
+    return frame.loc[~bad]
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """Parse ISO-8601 strings or unix seconds into naive UTC datetimes at second
+    resolution (years 1..9999); NaT where unparseable."""
+    as_num = pd.to_numeric(values, errors="coerce")
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    num = as_num.notna() & np.isfinite(as_num.astype(float)) & (as_num.abs() < 2.5e11)
+    if num.any():
+        out[num] = pd.to_datetime(as_num[num].astype("int64"), unit="s", errors="coerce").astype("datetime64[s]")
+    text = ~num & as_num.isna() & values.notna()
+    if text.any():
+        parsed = pd.to_datetime(values[text], errors="coerce", format="ISO8601", utc=True)
+        out[text] = parsed.dt.tz_localize(None).astype("datetime64[s]")
+    return out

