@@ -105,8 +105,8 @@ def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> 
 def train(store: Path = StoreOpt,
           model: str = typer.Option("context_gnn", help="mostpop | lightgcn | context_gnn"),
           out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
-          epochs: int = typer.Option(40, help="Maximum epochs (early stopping on validation)."),
-          lr: float = typer.Option(0.01, help="Learning rate."),
+          epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
+          lr: float = typer.Option(0.005, help="Learning rate."),
           seed: int = typer.Option(0, help="Seed."),
           config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields.")) -> None:
     """Export the graph, train a model (selection on validation) and save it."""
@@ -170,7 +170,7 @@ def recommend(user: str = typer.Option(..., help="User id."),
 def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
          size: str = typer.Option("small", help="Synthetic world size."),
          seed: int = typer.Option(0, help="Seed."),
-         epochs: int = typer.Option(40, help="Maximum epochs per model.")) -> None:
+         epochs: int = typer.Option(100, help="Maximum epochs per model.")) -> None:
     """Synthetic world -> embedded store -> text features -> GNN -> metrics and recommendations."""
     from ctxrec.demo import DemoConfig, run_demo
 

@@ -22,7 +22,7 @@ class DemoConfig:
         out: output folder (default: ``runs/demo``).
         size: synthetic world size, a key of ``SIZES`` (default: "small").
         seed: world and training seed (default: 0).
-        epochs: maximum training epochs per model (default: 40).
+        epochs: maximum training epochs per model (default: 100).
         models: models to train (default: mostpop, lightgcn, context_gnn).
         progress: progress bars (default: True).
     """
@@ -30,7 +30,7 @@ class DemoConfig:
     out: Path = Path("runs/demo")
     size: str = "small"
     seed: int = 0
-    epochs: int = 40
+    epochs: int = 100
     models: Sequence[str] = ("mostpop", "lightgcn", "context_gnn")
     progress: bool = True
 
@@ -95,10 +95,11 @@ def run_demo(config: DemoConfig | None = None, echo=print) -> Dict[str, object]:
         key = f"user={user} time={ctx.parse_when(when)} place={ctx.normalize_place(where)}"
         ranked = best.recommend_ids(user, 10, time=when, place=where)
         recs[key] = [i for i, _ in ranked]
-        names = dict(zip(world.items["item_id"], world.items["name"]))
+        info = world.items.set_index("item_id")
         echo(f"\n{best.name} top-10 for {user} on {when} in {where}:")
         for rank, (item, score) in enumerate(ranked, 1):
-            echo(f"  {rank:2d}. {item}  {names.get(item, ''):<32s} {score:8.3f}")
+            row = info.loc[item]
+            echo(f"  {rank:2d}. {item}  {row['name']:<28s} {row['mood']:<7s} {row['tempo']:<7s} {score:8.3f}")
     lists = list(recs.values())
     echo(f"\nthe two lists share {len(set(lists[0]) & set(lists[1]))} of 10 items")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

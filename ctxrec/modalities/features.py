@@ -55,5 +55,5 @@ def encode_store_text(store, encoder=None, cache_dir: str | Path | None = None,
             vecs, _mask = encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
         written[label] = store.write_vectors(label, name, nodes["id"].tolist(), vecs.numpy())
     if cache is not None:
-        written["encoded"], written["cached"] = cache.misses, cache.hits
+        written["encoded"], written["cached"] = cache.encoded, cache.hits
     return written

@@ -21,24 +21,24 @@ class TrainConfig:
     """Training settings.
 
     Args:
-        epochs: maximum epochs (default: 60).
-        batch_size: training events per step (default: 2048).
-        lr: Adam learning rate (default: 0.01).
+        epochs: maximum epochs (default: 100).
+        batch_size: training events per step (default: 4096).
+        lr: Adam learning rate (default: 0.005).
         weight_decay: Adam weight decay (default: 0.0).
         num_negatives: sampled negatives per positive (default: 4).
-        patience: epochs without a better validation metric before stopping (default: 8).
+        patience: epochs without a better validation metric before stopping (default: 10).
         metric: validation metric for early stopping and model selection (default: "ndcg@20").
         seed: seed for initialisation, shuffling and sampling (default: 0).
         device: "cpu", "cuda", or None for automatic (default: None).
         progress: show a progress bar with the loss and validation metric (default: False).
     """
 
-    epochs: int = 60
-    batch_size: int = 2048
-    lr: float = 0.01
+    epochs: int = 100
+    batch_size: int = 4096
+    lr: float = 0.005
     weight_decay: float = 0.0
     num_negatives: int = 4
-    patience: int = 8
+    patience: int = 10
     metric: str = "ndcg@20"
     seed: int = 0
     device: Optional[str] = None
