@@ -23,12 +23,14 @@ class RecommenderContract:
 
     personalised = True
 
-    def make(self) -> Recommender:
+    @classmethod
+    def make(cls) -> Recommender:
         raise NotImplementedError
 
     @pytest.fixture(scope="class")
-    def fitted(self, checkerboard):
-        return self.make().fit(checkerboard)
+    @classmethod
+    def fitted(cls, checkerboard):
+        return cls.make().fit(checkerboard)
 
     def test_recommend_shapes_and_order(self, fitted, checkerboard):
         items, scores = fitted.recommend(torch.arange(5), k=7)
@@ -85,7 +87,8 @@ class RecommenderContract:
 class TestMostPop(RecommenderContract):
     personalised = False
 
-    def make(self):
+    @classmethod
+    def make(cls):
         return MostPop()
 
     def test_order_is_popularity(self, fitted, checkerboard):
@@ -96,12 +99,14 @@ class TestMostPop(RecommenderContract):
 
 
 class TestLightGCN(RecommenderContract):
-    def make(self):
+    @classmethod
+    def make(cls):
         return LightGCN(embedding_dim=16, train=FAST)
 
 
 class TestContextGNN(RecommenderContract):
-    def make(self):
+    @classmethod
+    def make(cls):
         return ContextGNN(hidden=16, features=(), train=FAST)
 
     def test_context_changes_recommendations(self, context_board):
