@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -178,6 +179,9 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
 
 
 def main() -> None:
+    # Before torch loads: OpenMP threads that sleep rather than spin keep training fast
+    # when the machine's few cores are shared (6x on 2 busy cores, see BENCHMARKS.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 
