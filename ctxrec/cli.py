@@ -178,6 +178,21 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
     run_demo(DemoConfig(out=out, size=size, seed=seed, epochs=epochs), echo=typer.echo)
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: print a table, write benchmarks/<name>.json.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("train")
+def bench_train(size: str = typer.Option("small", help="Synthetic world size."),
+                epochs: int = typer.Option(5, help="Epochs per measured run."),
+                repeats: int = typer.Option(3, help="Runs per condition (the median is reported)."),
+                out: Path = typer.Option(Path("benchmarks"), help="Folder for train.json.")) -> None:
+    """Seconds per epoch with OpenMP threads spinning or sleeping, idle or busy machine."""
+    from ctxrec.bench.train import run as run_bench
+
+    run_bench(size=size, epochs=epochs, repeats=repeats, out_dir=str(out))
+
+
 def main() -> None:
     # Before torch loads: OpenMP threads that sleep rather than spin keep training fast
     # when the machine's few cores are shared (6x on 2 busy cores, see BENCHMARKS.md).

@@ -78,3 +78,14 @@ def test_demo_end_to_end(tmp_path):
     recs = json.loads((tmp_path / "demo/recommendations.json").read_text())
     assert len(recs) == 2 and all(len(v) == 10 for v in recs.values())
     assert "output folder:" in res.output and "ndcg@20" in res.output
+
+
+@pytest.mark.slow
+def test_bench_train_writes_its_figures(tmp_path):
+    res = run("bench", "train", "--size", "tiny", "--epochs", "1", "--repeats", "1", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    figures = json.loads((tmp_path / "train.json").read_text())
+    for cond in ("idle/ACTIVE", "idle/PASSIVE", "busy/ACTIVE", "busy/PASSIVE"):
+        assert figures[cond]["context_gnn"]["s_per_epoch"] > 0
+    assert figures["idle/ACTIVE"]["lightgcn"]["vs_idle_active"] == 1.0
+    assert "ctxrec bench train" in figures["_meta"]["command"]

@@ -1,0 +1,93 @@
+"""``ctxrec bench train``: seconds per training epoch of LightGCN and the context GNN on
+the synthetic world, with OpenMP threads that spin (``OMP_WAIT_POLICY=ACTIVE``) or sleep
+(``PASSIVE``), on an idle machine and with one competing busy process.
+
+Each condition runs in a fresh subprocess (the policy must be set before torch loads);
+every figure is the median over repeats, and ratios are against ACTIVE on the idle
+machine measured in the same run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from typing import Dict, List
+
+from ctxrec.bench.report import median, table, write_report
+
+MODELS = ("lightgcn", "context_gnn")
+
+
+def worker(size: str, epochs: int, repeats: int) -> Dict[str, List[float]]:
+    """In-process part: seconds per epoch for each model, ``repeats`` times."""
+    import torch
+
+    from ctxrec.datasets.synthetic import SIZES, generate_world
+    from ctxrec.graph.build import build_graph
+    from ctxrec.graph.export import to_rec_graph
+    from ctxrec.training.models import make_model
+    from ctxrec.training.trainer import TrainConfig
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = generate_world(replace(SIZES[size], images=False, audio=False)).write(tmp)
+        graph = to_rec_graph(build_graph(files["interactions"], files["items"], files["context"]).tables)
+    out: Dict[str, List[float]] = {}
+    for name in MODELS:
+        times = []
+        for rep in range(repeats):
+            cfg = TrainConfig(epochs=epochs, patience=epochs + 1, seed=rep)
+            model = make_model(name, train=cfg)
+            model.fit(graph)
+            times.append(model.history.seconds / len(model.history.loss))
+        out[name] = times
+    out["_threads"] = [float(torch.get_num_threads())]
+    return out
+
+
+def _busy() -> subprocess.Popen:
+    """A competing process that keeps one core busy until killed."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def run(size: str = "small", epochs: int = 5, repeats: int = 3, out_dir: str = "benchmarks") -> Dict[str, object]:
+    """Run every condition and write ``benchmarks/train.json``."""
+    results: Dict[str, Dict[str, float]] = {}
+    rows = []
+    for load in ("idle", "busy"):
+        for policy in ("ACTIVE", "PASSIVE"):
+            env = {**os.environ, "OMP_WAIT_POLICY": policy}
+            hog = _busy() if load == "busy" else None
+            try:
+                time.sleep(0.5 if hog else 0)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "ctxrec.bench.train", "--worker", size, str(epochs), str(repeats)],
+                    env=env, capture_output=True, text=True, check=True)
+            finally:
+                if hog is not None:
+                    hog.kill()
+                    hog.wait()
+            measured = json.loads(proc.stdout.strip().splitlines()[-1])
+            key = f"{load}/{policy}"
+            results[key] = {m: median(measured[m]) for m in MODELS}
+    ref = results["idle/ACTIVE"]
+    for key, vals in results.items():
+        for m in MODELS:
+            rows.append({"condition": key, "model": m, "s_per_epoch": vals[m], "vs_idle_active": vals[m] / ref[m]})
+    print(table(rows, ["condition", "model", "s_per_epoch", "vs_idle_active"]))
+    figures = {k: {m: {"s_per_epoch": v[m], "vs_idle_active": v[m] / ref[m]} for m in MODELS}
+               for k, v in results.items()}
+    figures["_setup"] = {"size": size, "epochs": epochs, "repeats": repeats}
+    path = write_report("train", figures, out_dir,
+                        command=f"ctxrec bench train --size {size} --epochs {epochs} --repeats {repeats}")
+    print(f"\nwritten to {path}")
+    return figures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
