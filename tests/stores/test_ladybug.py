@@ -29,7 +29,7 @@ def test_open_store_kinds(tmp_path):
     with open_store() as store:  # in memory
         assert store.path is None and store.count_nodes("Item") == 0
     with pytest.raises(ValueError, match="[Nn]eo4j"):
-        open_store("neo4j")
+        open_store("neo4j", tmp_path / "x")  # a server store takes no path
     with pytest.raises(ValueError, match="embedded"):
         open_store("sqlite", tmp_path / "b")
 

@@ -31,6 +31,9 @@ def open_store(kind: str = "embedded", path: str | Path | None = None, **kw) -> 
     if kind in ("embedded", "ladybug"):
         return LadybugStore(path, **kw)
     if kind == "neo4j":
-        raise ValueError("kind='neo4j': the Neo4j store is not available yet (it lands in a later release); "
-                         "use kind='embedded' for now")
+        from ctxrec.graph.stores.neo4j import Neo4jStore
+
+        if path is not None:
+            raise ValueError(f"kind='neo4j' takes no path (got {str(path)!r}); pass uri=... or set NEO4J_URI")
+        return Neo4jStore(**kw)
     raise ValueError(f"kind={kind!r} is not one of {list(STORE_KINDS)}")
