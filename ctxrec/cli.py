@@ -11,8 +11,10 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ctxrec: graph-based, multimodal, context-aware recommendation.")
 
-DEFAULT_STORE = Path(".ctxrec/graph.db")
-StoreOpt = typer.Option(DEFAULT_STORE, "--store", help="Embedded graph database folder.")
+DEFAULT_DB = Path(".ctxrec/graph.db")
+StoreOpt = typer.Option("embedded", "--store", help="Graph store: embedded (LadybugDB folder) or neo4j.")
+DbOpt = typer.Option(DEFAULT_DB, "--db", help="Embedded store folder.")
+UriOpt = typer.Option(None, "--uri", help="Neo4j URI (default: $NEO4J_URI; user/password from $NEO4J_USER/$NEO4J_PASSWORD).")
 
 
 def _fail(message: str) -> None:
@@ -20,10 +22,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _open(path: Path, read_only: bool = False):
+def _open(kind: str, db: Path, uri: Optional[str], read_only: bool = False):
+    """Open the store the options name, or exit with a clear message."""
     from ctxrec.graph.stores import open_store
 
-    return open_store("embedded", path, read_only=read_only) if read_only else open_store("embedded", path)
+    try:
+        if kind in ("embedded", "ladybug"):
+            return open_store(kind, db, read_only=read_only)
+        if kind == "neo4j":
+            return open_store("neo4j", uri=uri, read_only=read_only)
+    except (ConnectionError, PermissionError, ValueError) as e:
+        _fail(str(e))
+    _fail(f"--store {kind!r} is not one of: embedded, neo4j")
 
 
 @app.command()
@@ -48,7 +58,7 @@ def synth(out: Path = typer.Argument(..., help="Folder to write the world into."
 def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv or .parquet)."),
            items: Path = typer.Option(..., help="Items table."),
            context: Optional[Path] = typer.Option(None, help="Per-user context table."),
-           store: Path = StoreOpt,
+           store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
            session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session."),
            rejects: Optional[Path] = typer.Option(None, help="Reject file (default: beside the interactions)."),
            batch_size: int = typer.Option(50_000, help="Rows per upsert batch.")) -> None:
@@ -58,7 +68,7 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
     from ctxrec.graph.readers import InputError
 
     try:
-        with _open(store) as st:
+        with _open(store, db, uri) as st:
             res = run_ingest(st, interactions, items, context, BuildConfig(session_gap_minutes=session_gap),
                              reject_path=rejects, batch_size=batch_size, progress=True)
             counts = st.counts()
@@ -75,7 +85,7 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
 
 
 @app.command()
-def encode(store: Path = StoreOpt,
+def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
            model: Optional[str] = typer.Option(None, help="Text model name or local path (default: offline all-MiniLM-L6-v2)."),
            cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
            batch_size: int = typer.Option(64, help="Encoder batch size."),
@@ -85,7 +95,7 @@ def encode(store: Path = StoreOpt,
     from ctxrec.modalities.registry import get_encoder
 
     encoder = get_encoder("text", model=model, device=device, batch_size=batch_size)
-    with _open(store) as st:
+    with _open(store, db, uri) as st:
         done = encode_store_text(st, encoder, cache_dir=cache, batch_size=batch_size, progress=True)
     typer.echo("encoded: " + ", ".join(f"{k} {v}" for k, v in done.items()))
 
@@ -103,7 +113,7 @@ def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> 
 
 
 @app.command()
-def train(store: Path = StoreOpt,
+def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
           model: str = typer.Option("context_gnn", help="mostpop | lightgcn | context_gnn"),
           out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
           epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
@@ -114,7 +124,7 @@ def train(store: Path = StoreOpt,
     from ctxrec.graph.export import export_pyg
     from ctxrec.training.models import make_model
 
-    with _open(store, read_only=True) as st:
+    with _open(store, db, uri, read_only=True) as st:
         graph = export_pyg(st)
     try:
         m = make_model(model) if model == "mostpop" else make_model(model, train=_train_config(epochs, lr, seed, config))
@@ -127,23 +137,24 @@ def train(store: Path = StoreOpt,
                                                                   if k.endswith("@20")))
 
 
-def _load(store: Path, model_dir: Path):
+def _load(store: str, db: Path, uri: Optional[str], model_dir: Path):
     from ctxrec.graph.export import export_pyg
     from ctxrec.training.recommender import Recommender
 
     if not (model_dir / "manifest.json").is_file():
         _fail(f"{model_dir}: no saved model here; run `ctxrec train --out {model_dir}` first")
-    with _open(store, read_only=True) as st:
+    with _open(store, db, uri, read_only=True) as st:
         graph = export_pyg(st)
     return Recommender.load(model_dir, graph)
 
 
 @app.command()
-def evaluate(store: Path = StoreOpt, model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir"),
+def evaluate(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
+             model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir"),
              split: str = typer.Option("test", help="val | test"),
              ks: List[int] = typer.Option([10, 20], "--k", help="Cut-offs.")) -> None:
     """Full-ranking metrics of a saved model (train items masked)."""
-    model = _load(store, model_dir)
+    model = _load(store, db, uri, model_dir)
     try:
         res = model.evaluate(split, ks=tuple(ks))
     except ValueError as e:
@@ -156,9 +167,10 @@ def recommend(user: str = typer.Option(..., help="User id."),
               time: Optional[str] = typer.Option(None, help="When: 'sat 20:00', 'sat-evening' or ISO time."),
               place: Optional[str] = typer.Option(None, help="Where, e.g. 'New York'."),
               k: int = typer.Option(10, "-k", help="How many items."),
-              store: Path = StoreOpt, model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir")) -> None:
+              store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
+              model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir")) -> None:
     """Top-k items for a user in a context."""
-    model = _load(store, model_dir)
+    model = _load(store, db, uri, model_dir)
     try:
         ranked = model.recommend_ids(user, k, time=time, place=place)
     except ValueError as e:

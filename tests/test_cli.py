@@ -27,22 +27,22 @@ def workspace(tmp_path_factory):
 def test_pipeline_commands(workspace, tmp_path):
     w, store, model = workspace / "world", tmp_path / "g.db", tmp_path / "model"
     res = run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
-              "--context", w / "context.csv", "--store", store)
+              "--context", w / "context.csv", "--db", store)
     assert res.exit_code == 0, res.output
     assert "rejected 0" in res.output and "Item 40" in res.output
     again = run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
-                "--context", w / "context.csv", "--store", store)
+                "--context", w / "context.csv", "--db", store)
     assert again.output.split("store now holds:")[1] == res.output.split("store now holds:")[1]
-    res = run("encode", "--store", store, "--cache", tmp_path / "cache")
+    res = run("encode", "--db", store, "--cache", tmp_path / "cache")
     assert res.exit_code == 0, res.output
     assert "Item 40" in res.output
-    res = run("train", "--store", store, "--model", "context_gnn", "--out", model, "--epochs", "3")
+    res = run("train", "--db", store, "--model", "context_gnn", "--out", model, "--epochs", "3")
     assert res.exit_code == 0, res.output
     assert "ContextGNN saved" in res.output and "ndcg@20" in res.output
-    res = run("evaluate", "--store", store, "--model-dir", model, "--split", "test")
+    res = run("evaluate", "--db", store, "--model-dir", model, "--split", "test")
     assert res.exit_code == 0, res.output
     assert 0.0 <= json.loads(res.output)["ndcg@20"] <= 1.0
-    res = run("recommend", "--store", store, "--model-dir", model, "--user", "u0001", "--time", "sat 20:00", "-k", "5")
+    res = run("recommend", "--db", store, "--model-dir", model, "--user", "u0001", "--time", "sat 20:00", "-k", "5")
     assert res.exit_code == 0, res.output
     assert len(res.output.strip().splitlines()) == 5
 
@@ -50,10 +50,10 @@ def test_pipeline_commands(workspace, tmp_path):
 def test_errors_are_messages_not_tracebacks(workspace, tmp_path):
     w = workspace / "world"
     res = runner.invoke(app, ["ingest", "--interactions", str(tmp_path / "missing.csv"), "--items",
-                              str(w / "items.csv"), "--store", str(tmp_path / "g.db")])
+                              str(w / "items.csv"), "--db", str(tmp_path / "g.db")])
     assert res.exit_code == 2 and "file not found" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["recommend", "--user", "u0001", "--model-dir", str(tmp_path / "none"),
-                              "--store", str(tmp_path / "g.db")])
+                              "--db", str(tmp_path / "g.db")])
     assert res.exit_code == 2 and "no saved model here" in res.output
 
 
@@ -63,7 +63,7 @@ def test_ingest_reports_rejects(workspace, tmp_path):
     lines = (w / "interactions.csv").read_text().splitlines()
     lines.insert(3, "u0001,view,i9999,2024-01-05T10:00:00,London")
     bad.write_text("\n".join(lines) + "\n")
-    res = run("ingest", "--interactions", bad, "--items", w / "items.csv", "--store", tmp_path / "g.db",
+    res = run("ingest", "--interactions", bad, "--items", w / "items.csv", "--db", tmp_path / "g.db",
               "--rejects", tmp_path / "rej.csv")
     assert res.exit_code == 0 and "rejected 1" in res.output
     assert "row 3, column 'item_id', value 'i9999'" in res.output
