@@ -35,3 +35,14 @@ lock:
 
 clean:
 	rm -rf runs .ctxrec
+
+# the local Neo4j Community server (built from Maven Central, see tools/neo4j/README.md)
+.PHONY: neo4j-start neo4j-stop neo4j-status neo4j-smoke
+neo4j-start:
+	scripts/neo4j.sh start
+neo4j-stop:
+	scripts/neo4j.sh stop
+neo4j-status:
+	scripts/neo4j.sh status
+neo4j-smoke: $(STAMP)
+	$(PY) tools/neo4j/smoke.py
