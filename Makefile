@@ -7,9 +7,6 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-# OpenMP threads that sleep instead of spinning: on 2 shared cores, spinning made
-# training 6x slower whenever another process was busy (see BENCHMARKS.md)
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test venv lock clean
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -205,10 +204,30 @@ def bench_train(size: str = typer.Option("small", help="Synthetic world size."),
     run_bench(size=size, epochs=epochs, repeats=repeats, out_dir=str(out))
 
 
+@bench_app.command("ingest")
+def bench_ingest(stores: str = typer.Option("embedded,neo4j", help="Comma-separated: embedded, neo4j."),
+                 users: int = typer.Option(1000, help="Synthetic users (~100 interactions each)."),
+                 per_row: int = typer.Option(2000, "--per-row", help="Relationships written one MERGE per row."),
+                 knn_items: int = typer.Option(100_000, "--knn-items", help="Items with vectors for knn latency."),
+                 dim: int = typer.Option(384, help="Vector width."),
+                 queries: int = typer.Option(200, help="Timed queries per latency figure."),
+                 uri: Optional[str] = UriOpt,
+                 out: Path = typer.Option(Path("benchmarks"), help="Folder for ingest.json.")) -> None:
+    """Ingest rate (batched vs per-row MERGE), related-items and knn latency, per store."""
+    from ctxrec.bench.ingest import IngestBenchConfig, run as run_bench
+
+    kinds = [k.strip() for k in stores.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("embedded", "neo4j")]
+    if bad:
+        _fail(f"--stores {bad} not understood; use embedded and/or neo4j")
+    cfg = IngestBenchConfig(users=users, per_row=per_row, knn_items=knn_items, dim=dim, queries=queries)
+    try:
+        run_bench(kinds, cfg, uri=uri, out_dir=str(out))
+    except ConnectionError as e:
+        _fail(str(e))
+
+
 def main() -> None:
-    # Before torch loads: OpenMP threads that sleep rather than spin keep training fast
-    # when the machine's few cores are shared (6x on 2 busy cores, see BENCHMARKS.md).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 

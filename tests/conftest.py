@@ -74,3 +74,32 @@ def context_board(tmp_path_factory):
 
     paths = write_board(tmp_path_factory.mktemp("ctxboard"), context_board=True)
     return to_rec_graph(build_graph(paths["interactions"], paths["items"], paths["context"]).tables)
+
+
+#: what scripts/neo4j.sh starts, unless the environment says otherwise
+SERVER = {"uri": os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687"),
+          "user": os.environ.get("NEO4J_USER", "neo4j"),
+          "password": os.environ.get("NEO4J_PASSWORD", "ctxrec-test-password")}
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Neo4j tests cannot run in CI: {reason}")
+    pytest.skip(f"{reason} (with CI=true this fails instead)")
+
+
+@pytest.fixture(scope="session")
+def neo4j_server():
+    """Connection arguments of a reachable Neo4j, else a skip (locally) or a failure (CI=true).
+
+    Tests that use it clear that database.
+    """
+    try:
+        from ctxrec.graph.stores.neo4j import Neo4jStore, StoreUnavailable
+
+        Neo4jStore(**SERVER, max_retries=1).close()
+    except ImportError as e:
+        _unavailable(str(e))
+    except StoreUnavailable as e:
+        _unavailable(f"no Neo4j server: {e}")
+    return dict(SERVER)

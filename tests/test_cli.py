@@ -89,3 +89,31 @@ def test_bench_train_writes_its_figures(tmp_path):
         assert figures[cond]["context_gnn"]["s_per_epoch"] > 0
     assert figures["idle/ACTIVE"]["lightgcn"]["vs_idle_active"] == 1.0
     assert "ctxrec bench train" in figures["_meta"]["command"]
+
+
+@pytest.mark.neo4j
+def test_pipeline_on_neo4j(workspace, tmp_path, neo4j_server, monkeypatch):
+    from ctxrec.graph.stores import open_store
+
+    with open_store("neo4j", **neo4j_server) as st:
+        st.clear()
+    monkeypatch.setenv("NEO4J_USER", neo4j_server["user"])
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
+    w, model = workspace / "world", tmp_path / "model"
+    neo = ["--store", "neo4j", "--uri", neo4j_server["uri"]]
+    res = run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
+              "--context", w / "context.csv", *neo)
+    assert res.exit_code == 0, res.output
+    assert "rejected 0" in res.output and "Item 40" in res.output
+    assert run("encode", *neo, "--cache", tmp_path / "cache").exit_code == 0
+    res = run("train", *neo, "--model", "context_gnn", "--out", model, "--epochs", "2")
+    assert res.exit_code == 0, res.output
+    res = run("recommend", *neo, "--model-dir", model, "--user", "u0001", "--time", "sat 20:00", "-k", "3")
+    assert res.exit_code == 0 and len(res.output.strip().splitlines()) == 3, res.output
+
+
+def test_unreachable_neo4j_is_one_clear_line(tmp_path):
+    pytest.importorskip("neo4j")
+    res = runner.invoke(app, ["train", "--store", "neo4j", "--uri", "bolt://127.0.0.1:1"])
+    assert res.exit_code == 2
+    assert "bolt://127.0.0.1:1" in res.output and "Traceback" not in res.output

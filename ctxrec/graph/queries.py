@@ -20,7 +20,7 @@ IN_CONTEXT = """
 MATCH (s:Session)-[:AT_PLACE]->(p:Place)
 WHERE p.id = $place
 MATCH (s)-[:AT_TIME]->(t:Time)
-WHERE ($daypart IS NULL OR t.daypart = $daypart) AND t.weekday IN $weekdays
+WHERE t.daypart IN $dayparts AND t.weekday IN $weekdays
 MATCH (s)-[c:`CONTAINS`]->(i:Item)
 RETURN i.id AS item, i.name AS name, count(c) AS sessions
 ORDER BY sessions DESC, item ASC
@@ -72,7 +72,10 @@ def in_context(store, place: str, daypart: Optional[str] = None, weekend: Option
     if daypart is not None and daypart not in ctx.DAYPARTS:
         raise ValueError(f"daypart {daypart!r} is not one of {tuple(ctx.DAYPARTS)}")
     days = WEEKDAYS + WEEKEND if weekend is None else (WEEKEND if weekend else WEEKDAYS)
-    params = {"place": ctx.normalize_place(place), "daypart": daypart, "weekdays": days, "k": int(k)}
+    # lists rather than NULL-able parameters: LadybugDB re-types a cached statement's
+    # parameter from its first value, so a later NULL fails
+    dayparts = list(ctx.DAYPARTS) if daypart is None else [daypart]
+    params = {"place": ctx.normalize_place(place), "dayparts": dayparts, "weekdays": days, "k": int(k)}
     return store.query(IN_CONTEXT, params)
 
 

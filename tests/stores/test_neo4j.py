@@ -17,35 +17,11 @@ import pytest
 from ctxrec.graph import schema
 from ctxrec.graph.stores import open_store
 
+from tests.conftest import SERVER
+
 from .contract import HOSTILE_LABEL, StoreContract, assert_same_frame, contract_tables
 
 pytestmark = pytest.mark.neo4j
-
-#: what scripts/neo4j.sh starts, unless the environment says otherwise
-SERVER = {"uri": os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687"),
-          "user": os.environ.get("NEO4J_USER", "neo4j"),
-          "password": os.environ.get("NEO4J_PASSWORD", "ctxrec-test-password")}
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Neo4j tests cannot run in CI: {reason}")
-    pytest.skip(f"{reason} (with CI=true this fails instead)")
-
-
-@pytest.fixture(scope="session")
-def neo4j_server():
-    """Connection arguments of a reachable server, else a skip (locally) or a failure (CI)."""
-    try:
-        from ctxrec.graph.stores.neo4j import Neo4jStore, StoreUnavailable
-
-        Neo4jStore(**SERVER, max_retries=1).close()
-    except ImportError as e:
-        _unavailable(str(e))
-    except StoreUnavailable as e:
-        _unavailable(f"no Neo4j server: {e}")
-    return dict(SERVER)
-
 
 def _store(**kw):
     from ctxrec.graph.stores.neo4j import Neo4jStore
