@@ -199,6 +199,8 @@ def _describe(entry: _Entry) -> str:
 #: Built-in encoders: name -> (dotted path, modality). Imported on first use.
 _BUILTINS: dict[str, tuple[str, str]] = {
     "text": ("ctxrec.modalities.text:TextEncoder", "text"),
+    "audio": ("ctxrec.modalities.audio:AudioEncoder", "audio"),
+    "clap": ("ctxrec.modalities.audio:ClapEncoder", "audio"),
 }
 for _name, (_target, _modality) in _BUILTINS.items():
     _REGISTRY[_name] = _Entry(target=_target, modality=_modality, source="built-in")
