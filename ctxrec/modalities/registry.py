@@ -199,6 +199,8 @@ def _describe(entry: _Entry) -> str:
 #: Built-in encoders: name -> (dotted path, modality). Imported on first use.
 _BUILTINS: dict[str, tuple[str, str]] = {
     "text": ("ctxrec.modalities.text:TextEncoder", "text"),
+    "image": ("ctxrec.modalities.image:ImageEncoder", "image"),
+    "clip-text": ("ctxrec.modalities.image:TextTowerEncoder", "text"),
     "audio": ("ctxrec.modalities.audio:AudioEncoder", "audio"),
     "clap": ("ctxrec.modalities.audio:ClapEncoder", "audio"),
 }
