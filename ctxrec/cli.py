@@ -85,18 +85,32 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
 
 @app.command()
 def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
-           model: Optional[str] = typer.Option(None, help="Text model name or local path (default: offline all-MiniLM-L6-v2)."),
+           encoder: str = typer.Option("text", help="Registered encoder: text, image, audio, clap, clip-text, "
+                                                     "or a plug-in (`ctxrec encoders`)."),
+           model: Optional[str] = typer.Option(None, help="Text model name or local path (text encoder; default: "
+                                                          "offline all-MiniLM-L6-v2)."),
            cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
-           batch_size: int = typer.Option(64, help="Encoder batch size."),
-           device: Optional[str] = typer.Option(None, help="cpu | cuda (default: automatic).")) -> None:
-    """Encode item and context text and write the vectors to the store."""
-    from ctxrec.modalities.features import encode_store_text
+           batch_size: Optional[int] = typer.Option(None, help="Encoder batch size (default: the encoder's).")) -> None:
+    """Encode items (and, for text, context nodes) and write the vectors to the store."""
+    from ctxrec.modalities.features import encode_store
     from ctxrec.modalities.registry import get_encoder
 
-    encoder = get_encoder("text", model=model, device=device, batch_size=batch_size)
+    try:
+        enc = get_encoder(encoder, model=model) if model else get_encoder(encoder)
+    except (ValueError, TypeError, OSError) as e:
+        _fail(str(e))
     with _open(store, db, uri) as st:
-        done = encode_store_text(st, encoder, cache_dir=cache, batch_size=batch_size, progress=True)
-    typer.echo("encoded: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+        done = encode_store(st, enc, cache_dir=cache, batch_size=batch_size, progress=True)
+    typer.echo(f"encoded with {encoder}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+@app.command()
+def encoders() -> None:
+    """List the registered encoders (built-in and plug-ins)."""
+    from ctxrec.modalities.registry import list_encoders
+
+    for row in list_encoders():
+        typer.echo(f"{row['name']:<10s} {str(row.get('modality')):<6s} {row['source']:<11s} {row['target']}")
 
 
 def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> dict:

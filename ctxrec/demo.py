@@ -24,6 +24,7 @@ class DemoConfig:
         seed: world and training seed (default: 0).
         epochs: maximum training epochs per model (default: 100).
         models: models to train (default: mostpop, lightgcn, context_gnn).
+        modalities: item features to encode and give the context GNN (default: text, audio).
         progress: progress bars (default: True).
     """
 
@@ -32,6 +33,7 @@ class DemoConfig:
     seed: int = 0
     epochs: int = 100
     models: Sequence[str] = ("mostpop", "lightgcn", "context_gnn")
+    modalities: Sequence[str] = ("text", "audio")
     progress: bool = True
 
 
@@ -45,7 +47,7 @@ def run_demo(config: DemoConfig | None = None, echo=print) -> Dict[str, object]:
     from ctxrec.graph.export import export_pyg
     from ctxrec.graph.ingest import ingest
     from ctxrec.graph.stores import open_store
-    from ctxrec.modalities.features import encode_store_text
+    from ctxrec.modalities.features import encode_store
     from ctxrec.training.models import make_model
     from ctxrec.training.models.oracle import Oracle
     from ctxrec.training.trainer import TrainConfig
@@ -67,9 +69,11 @@ def run_demo(config: DemoConfig | None = None, echo=print) -> Dict[str, object]:
              f"{store.count_nodes('User')} users, {store.count_nodes('Item')} items, "
              f"{store.count_nodes('Session')} sessions, {store.count_edges('INTERACTED')} user-item pairs")
         t0 = time.perf_counter()
-        enc = encode_store_text(store, cache_dir=out / "cache", progress=cfg.progress)
+        for modality in cfg.modalities:
+            enc = encode_store(store, modality, cache_dir=out / "cache", progress=cfg.progress)
+            echo(f"encoded {modality}: {enc.get('encoded', 0)} new, {enc.get('cached', 0)} from cache, "
+                 f"{enc['masked']} without input")
         timings["encode"] = time.perf_counter() - t0
-        echo(f"encoded text: {enc.get('encoded', 0)} new, {enc.get('cached', 0)} from cache")
         t0 = time.perf_counter()
         graph = export_pyg(store)
         timings["export"] = time.perf_counter() - t0
@@ -79,7 +83,8 @@ def run_demo(config: DemoConfig | None = None, echo=print) -> Dict[str, object]:
     metrics: Dict[str, Dict[str, float]] = {}
     for name in cfg.models:
         t0 = time.perf_counter()
-        model = make_model(name) if name == "mostpop" else make_model(name, train=train)
+        extra = {"features": tuple(cfg.modalities)} if name == "context_gnn" else {}
+        model = make_model(name) if name == "mostpop" else make_model(name, train=train, **extra)
         model.fit(graph)
         metrics[model.name] = {**model.evaluate("test"), "train_s": time.perf_counter() - t0}
         models[model.name] = model

@@ -31,6 +31,23 @@ class MeanFusion(nn.Module):
             raise ValueError("MeanFusion needs at least one modality in `dims`")
         self.proj = nn.ModuleDict({m: nn.Linear(d, out_dim) for m, d in dims.items()})
         self.out_dim = out_dim
+        for m, d in dims.items():
+            self.register_buffer(f"mean_{m}", torch.zeros(d))
+            self.register_buffer(f"std_{m}", torch.ones(d))
+
+    @torch.no_grad()
+    def fit_scale(self, features: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> "MeanFusion":
+        """Standardise each modality's inputs per dimension over the rows present.
+
+        Encoders such as log-mel statistics give vectors whose cosines all sit near 1;
+        centring and scaling them over the catalogue lets the projection see what differs.
+        """
+        for m in self.proj:
+            rows = features[m][mask[m].bool()]
+            if rows.size(0) > 1:
+                getattr(self, f"mean_{m}").copy_(rows.mean(0))
+                getattr(self, f"std_{m}").copy_(rows.std(0).clamp(min=1e-6))
+        return self
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         total, count = None, None
@@ -38,7 +55,8 @@ class MeanFusion(nn.Module):
             if m not in features:
                 raise KeyError(f"MeanFusion: modality {m!r} missing from features (got {sorted(features)})")
             p = mask[m].to(features[m].dtype).unsqueeze(1)
-            term = proj(features[m]) * p
+            x = (features[m] - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")
+            term = proj(x) * p
             total = term if total is None else total + term
             count = p if count is None else count + p
         return {"fused": total / count.clamp(min=1.0)}

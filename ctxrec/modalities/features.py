@@ -1,6 +1,11 @@
-"""Encode what the store holds and write the vectors back: item text, and the text
-descriptions of context nodes (time slots, places, categories), all through one
-text encoder so items and context share a space."""
+"""Encode what the store holds and write the vectors back.
+
+A text encoder encodes items and the text descriptions of context nodes (time slots,
+places, categories) so they share one space; an image or audio encoder encodes the
+items' ``image_path`` / ``audio_path``. Vectors are written under the encoder's
+modality name (``text``, ``image``, ``audio``), which is what the PyG export and the
+models' ``features=`` refer to.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,42 +23,53 @@ TEXT_OF = {
 }
 
 
-def encode_store_text(store, encoder=None, cache_dir: str | Path | None = None,
-                      labels: Sequence[str] = ("Item", "Time", "Place", "Category"),
-                      batch_size: int = 64, progress: bool = False, name: str = "text") -> Dict[str, int]:
-    """Encode the text of ``labels`` nodes in ``store`` and write them as vectors ``name``.
+def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
+                 labels: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
+                 progress: bool = False, name: Optional[str] = None) -> Dict[str, int]:
+    """Encode nodes of ``store`` with ``encoder`` and write the vectors as ``name``.
 
     Args:
         store: a :class:`~ctxrec.graph.stores.GraphStore`.
-        encoder: a text :class:`~ctxrec.modalities.base.Encoder` (default: ``get_encoder("text")``,
-            the offline all-MiniLM-L6-v2).
+        encoder: an :class:`~ctxrec.modalities.base.Encoder` or a registered name
+            (default: ``"text"``, the offline all-MiniLM-L6-v2).
         cache_dir: content-hash feature cache folder; a rerun encodes nothing (default: no cache).
-        labels: node labels to encode (default: items and context nodes).
-        batch_size: encoder batch size (default: 64).
+        labels: node labels to encode (default: items and context nodes for text, items otherwise).
+        batch_size: encoder batch size (default: the encoder's).
         progress: show progress bars (default: False).
-        name: vector name to write (default: ``"text"``).
+        name: vector name to write (default: the encoder's modality).
 
     Returns:
-        Rows written per label, and ``encoded`` / ``cached`` counts when a cache is used.
+        Rows written per label, ``masked`` (rows without a usable input), and ``encoded`` /
+        ``cached`` counts when a cache is used.
     """
     from ctxrec.modalities.cache import FeatureCache
     from ctxrec.modalities.registry import get_encoder
 
-    encoder = encoder or get_encoder("text")
+    if encoder is None or isinstance(encoder, str):
+        encoder = get_encoder(encoder or "text")
+    text = encoder.modality == "text"
+    labels = tuple(labels or (("Item", "Time", "Place", "Category") if text else ("Item",)))
+    name = name or encoder.modality
     cache: Optional[FeatureCache] = FeatureCache(cache_dir) if cache_dir is not None else None
-    written: Dict[str, int] = {}
+    written: Dict[str, int] = {"masked": 0}
     for label in labels:
         nodes = store.read_nodes(label)
         if nodes.empty:
             written[label] = 0
             continue
-        texts: pd.Series = TEXT_OF[label](nodes)
-        inputs = [t if isinstance(t, str) and t.strip() else None for t in texts]
-        if cache is not None:
-            vecs, _mask = cache.encode(encoder, inputs, batch_size=batch_size, progress=progress)
+        if text:
+            column: pd.Series = TEXT_OF[label](nodes)
+        elif encoder.input_column in nodes:
+            column = nodes[encoder.input_column]
         else:
-            vecs, _mask = encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
+            raise ValueError(f"{label} nodes have no column {encoder.input_column!r} for encoder {encoder.name!r}")
+        inputs = [v if isinstance(v, str) and v.strip() else None for v in column]
+        if cache is not None:
+            vecs, mask = cache.encode(encoder, inputs, batch_size=batch_size, progress=progress)
+        else:
+            vecs, mask = encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
         written[label] = store.write_vectors(label, name, nodes["id"].tolist(), vecs.numpy())
+        written["masked"] += int((~mask).sum())
     if cache is not None:
         written["encoded"], written["cached"] = cache.encoded, cache.hits
     return written

@@ -75,7 +75,8 @@ class ContextGNN(nn.Module, Recommender):
         for t in data.node_types:
             dims = {m: data[t][f"x_{m}"].size(1) for m in self.features if f"x_{m}" in data[t]}
             if dims:
-                self.fusion[t] = MeanFusion(dims, h)
+                self.fusion[t] = MeanFusion(dims, h).fit_scale(
+                    {m: data[t][f"x_{m}"] for m in dims}, {m: data[t][f"mask_{m}"] for m in dims})
         self.edge_types = [et for et in data.edge_types if data[et].edge_index.numel() > 0]
         self.convs = nn.ModuleList(
             HeteroConv({et: SAGEConv(h, h) for et in self.edge_types}, aggr="sum") for _ in range(self.num_layers)
