@@ -132,6 +132,8 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
           epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
           lr: float = typer.Option(0.005, help="Learning rate."),
           seed: int = typer.Option(0, help="Seed."),
+          features: Optional[str] = typer.Option(None, help="Item vectors for context_gnn, comma-separated "
+                                                            "(default: every vector the store has for items)."),
           config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields.")) -> None:
     """Export the graph, train a model (selection on validation) and save it."""
     from ctxrec.graph.export import export_pyg
@@ -139,8 +141,14 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
 
     with _open(store, db, uri, read_only=True) as st:
         graph = export_pyg(st)
+    have = sorted(k[2:] for k in graph.data["item"].keys() if k.startswith("x_"))
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
+    if set(feats) - set(have):
+        _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    kwargs = {"features": tuple(feats)} if model == "context_gnn" else {}
     try:
-        m = make_model(model) if model == "mostpop" else make_model(model, train=_train_config(epochs, lr, seed, config))
+        m = make_model(model) if model == "mostpop" else make_model(
+            model, train=_train_config(epochs, lr, seed, config), **kwargs)
     except (ValueError, TypeError) as e:
         _fail(str(e))
     m.fit(graph)

@@ -36,6 +36,9 @@ def test_pipeline_commands(workspace, tmp_path):
     res = run("encode", "--db", store, "--cache", tmp_path / "cache")
     assert res.exit_code == 0, res.output
     assert "Item 40" in res.output
+    res = run("encode", "--db", store, "--encoder", "audio", "--cache", tmp_path / "cache")
+    assert res.exit_code == 0 and "Item 40" in res.output and "masked 0" in res.output, res.output
+    assert run("encode", "--db", store, "--encoder", "nope").exit_code == 2
     res = run("train", "--db", store, "--model", "context_gnn", "--out", model, "--epochs", "3")
     assert res.exit_code == 0, res.output
     assert "ContextGNN saved" in res.output and "ndcg@20" in res.output
