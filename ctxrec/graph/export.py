@@ -74,6 +74,7 @@ class RecGraph:
     val: Interactions
     test: Interactions
     index: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    _seen_train: Optional["SeenItems"] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.index = {t: {k: i for i, k in enumerate(v)} for t, v in self.ids.items()}
@@ -95,7 +96,10 @@ class RecGraph:
 
     def seen(self, *splits: Interactions) -> "SeenItems":
         """The (user, item) pairs in ``splits`` (default: train), for masking."""
-        splits = splits or (self.train,)
+        if not splits:  # the common case (every recommend call): built once
+            if self._seen_train is None:
+                self._seen_train = SeenItems(self.train.user, self.train.item, self.num_users)
+            return self._seen_train
         return SeenItems(torch.cat([s.user for s in splits]), torch.cat([s.item for s in splits]), self.num_users)
 
 
