@@ -96,6 +96,26 @@ def _finish_read(frame: pd.DataFrame, keys: List[str], props: Dict[str, str]) ->
     return pd.DataFrame(cols).sort_values(keys, kind="stable").reset_index(drop=True)
 
 
+def quote(name: str) -> str:
+    """Quote a schema name for Cypher (``CONTAINS`` is also a keyword); both stores accept it."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def sources_cypher(rel_type: str) -> str:
+    """Cypher for the ids of nodes with a ``rel_type`` relationship to the node ``$id``."""
+    spec = schema.RELS[rel_type]
+    return (f"MATCH (a:{quote(spec.src)})-[:{quote(rel_type)}]->(b:{quote(spec.dst)} {{id: $id}}) "
+            f"RETURN a.id")
+
+
+def co_occurring_cypher(rel_type: str) -> str:
+    """Cypher for items sharing ``rel_type`` neighbours with ``$id``: ``id, score``, best ``$k`` first."""
+    spec = schema.RELS[rel_type]
+    return (f"MATCH (i:{quote(spec.dst)} {{id: $id}})<-[:{quote(rel_type)}]-(s:{quote(spec.src)})-[:{quote(rel_type)}]->"
+            f"(j:{quote(spec.dst)}) WHERE j.id <> $id "
+            f"RETURN j.id AS id, count(DISTINCT s) AS score ORDER BY score DESC, id ASC LIMIT $k")
+
+
 class GraphStore(abc.ABC):
     """A property graph with the :mod:`~ctxrec.graph.schema`, item vectors and graph queries.
 

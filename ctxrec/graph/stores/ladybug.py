@@ -28,18 +28,14 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.stores.base import GraphStore, coerce_properties
+from ctxrec.graph.stores.base import GraphStore, co_occurring_cypher, coerce_properties, sources_cypher
+from ctxrec.graph.stores.base import quote as _q
 from ctxrec.optional import require
 
 #: the database file inside the store's folder
 DB_FILE = "graph.lbug"
 _DDL_TYPE = {"STRING": "STRING", "INT64": "INT64", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOL"}
 _VEC = "vec_"
-
-
-def _q(name: str) -> str:
-    """Quote a schema name for Cypher (``CONTAINS`` is also a keyword)."""
-    return f"`{name}`"
 
 
 def _arrow_type(ptype: str):
@@ -269,18 +265,10 @@ class LadybugStore(GraphStore):
 
     # ----------------------------------------------------------------- queries
     def _sources(self, rel_type: str, dst_id: str) -> List[str]:
-        spec = schema.RELS[rel_type]
-        found = self._arrow(f"MATCH (a:{_q(spec.src)})-[:{_q(rel_type)}]->(b:{_q(spec.dst)} {{id: $id}}) "
-                            f"RETURN a.id", {"id": dst_id})
-        return found.column(0).to_pylist()
+        return self._arrow(sources_cypher(rel_type), {"id": dst_id}).column(0).to_pylist()
 
     def _co_occurring(self, item_id: str, rel_type: str, k: int) -> List[Tuple[str, float]]:
-        spec = schema.RELS[rel_type]
-        found = self._arrow(
-            f"MATCH (i:{_q(spec.dst)} {{id: $id}})<-[:{_q(rel_type)}]-(s:{_q(spec.src)})-[:{_q(rel_type)}]->"
-            f"(j:{_q(spec.dst)}) WHERE j.id <> $id "
-            f"RETURN j.id AS id, count(DISTINCT s) AS score ORDER BY score DESC, id ASC LIMIT $k",
-            {"id": item_id, "k": k})
+        found = self._arrow(co_occurring_cypher(rel_type), {"id": item_id, "k": k})
         return list(zip(found.column("id").to_pylist(), found.column("score").to_pylist()))
 
     def _query(self, cypher: str, params: dict) -> pd.DataFrame:

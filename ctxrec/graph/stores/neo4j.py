@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.stores.base import GraphStore, _positive, _to_numpy, check_vector_name
+from ctxrec.graph.stores.base import (GraphStore, _positive, _to_numpy, check_vector_name, co_occurring_cypher,
+                                      sources_cypher)
+from ctxrec.graph.stores.base import quote as _q
 from ctxrec.optional import require
 
 _VEC = "vec_"
@@ -42,11 +44,6 @@ _FIX = "is the server running? (scripts/neo4j.sh start); check NEO4J_URI, NEO4J_
 
 class StoreUnavailable(ConnectionError):
     """The graph server cannot be reached, or refused the credentials."""
-
-
-def _q(name: str) -> str:
-    """Quote a name for Cypher (``CONTAINS`` is also a keyword)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 class _Param(list):
@@ -443,19 +440,10 @@ class Neo4jStore(GraphStore):
 
     # ----------------------------------------------------------------- queries
     def _sources(self, rel_type: str, dst_id: str) -> List[str]:
-        spec = schema.RELS[rel_type]
-        rows = self._run(f"MATCH (a:{_q(spec.src)})-[:{_q(rel_type)}]->(b:{_q(spec.dst)} {{id: $id}}) "
-                         f"RETURN a.id", {"id": dst_id})
-        return [r[0] for r in rows]
+        return [r[0] for r in self._run(sources_cypher(rel_type), {"id": dst_id})]
 
     def _co_occurring(self, item_id: str, rel_type: str, k: int) -> List[Tuple[str, float]]:
-        spec = schema.RELS[rel_type]
-        rows = self._run(
-            f"MATCH (i:{_q(spec.dst)} {{id: $id}})<-[:{_q(rel_type)}]-(s:{_q(spec.src)})-[:{_q(rel_type)}]->"
-            f"(j:{_q(spec.dst)}) WHERE j.id <> $id "
-            f"RETURN j.id AS id, count(DISTINCT s) AS score ORDER BY score DESC, id ASC LIMIT $k",
-            {"id": item_id, "k": k})
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1]) for r in self._run(co_occurring_cypher(rel_type), {"id": item_id, "k": k})]
 
     def _query(self, cypher: str, params: dict) -> pd.DataFrame:
         # an auto-commit transaction, so CALL { ... } IN TRANSACTIONS works too
