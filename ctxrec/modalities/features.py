@@ -42,6 +42,7 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
         Rows written per label, ``masked`` (rows without a usable input), and ``encoded`` /
         ``cached`` counts when a cache is used.
     """
+    from ctxrec.modalities.base import is_missing
     from ctxrec.modalities.cache import FeatureCache
     from ctxrec.modalities.registry import get_encoder
 
@@ -63,7 +64,7 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
             column = nodes[encoder.input_column]
         else:
             raise ValueError(f"{label} nodes have no column {encoder.input_column!r} for encoder {encoder.name!r}")
-        inputs = [v if isinstance(v, str) and v.strip() else None for v in column]
+        inputs = [None if is_missing(v) else v for v in column]
         if cache is not None:
             vecs, mask = cache.encode(encoder, inputs, batch_size=batch_size, progress=progress)
         else:
