@@ -249,6 +249,17 @@ def bench_ingest(stores: str = typer.Option("embedded,neo4j", help="Comma-separa
         _fail(str(e))
 
 
+@bench_app.command("encode")
+def bench_encode(size: str = typer.Option("small", help="Synthetic world size (its items are the inputs)."),
+                 repeats: int = typer.Option(3, help="Timed runs per side (the median is reported)."),
+                 images: int = typer.Option(64, help="Images for the (slow on CPU) ViT-B-32 encoder."),
+                 out: Path = typer.Option(Path("benchmarks"), help="Folder for encode.json.")) -> None:
+    """Items/s of each encoder against the raw library call on the same inputs."""
+    from ctxrec.bench.encode import run as run_bench
+
+    run_bench(size=size, repeats=repeats, images=images, out_dir=str(out))
+
+
 def main() -> None:
     app()
 
