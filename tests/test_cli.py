@@ -120,3 +120,16 @@ def test_unreachable_neo4j_is_one_clear_line(tmp_path):
     res = runner.invoke(app, ["train", "--store", "neo4j", "--uri", "bolt://127.0.0.1:1"])
     assert res.exit_code == 2
     assert "bolt://127.0.0.1:1" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_bench_ingest_and_encode_write_their_figures(tmp_path):
+    res = run("bench", "ingest", "--stores", "embedded", "--users", "20", "--per-row", "20", "--knn-items", "500",
+              "--dim", "16", "--queries", "5", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    fig = json.loads((tmp_path / "ingest.json").read_text())["embedded"]
+    assert fig["idempotent"] == 1.0 and fig["batched_rels_per_s"] > 0 and fig["knn_p99_ms"] > 0
+    res = run("bench", "encode", "--size", "tiny", "--repeats", "1", "--images", "2", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    enc = json.loads((tmp_path / "encode.json").read_text())
+    assert {"text", "image", "audio"} <= set(enc) and all(enc[k]["overhead"] > 0 for k in ("text", "image", "audio"))
