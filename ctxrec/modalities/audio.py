@@ -21,14 +21,12 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ctxrec.modalities.base import Encoder, is_missing
+from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, is_missing
 from ctxrec.modalities.text import _fingerprint_dir
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default CLAP checkpoint (not bundled: put it on disk first).
 DEFAULT_CLAP_MODEL = "laion/clap-htsat-unfused"
-_LOCAL_PREFIX = "local-dir:"
-_HUB_PREFIX = "hf-hub:"
 _PROBLEMS = ("missing", "corrupt", "silent")
 _CROPS = ("start", "center")
 
@@ -415,7 +413,7 @@ class ClapEncoder(_ReportsProblems):
                 digest = _fingerprint_dir(Path(self._location))[:16]
                 self._weights_id = f"clap:{self.model_name}@sha256:{digest}"
             else:
-                self._weights_id = f"clap:{_HUB_PREFIX}{self._location}@{self._hub_commit()}"
+                self._weights_id = f"clap:{HUB_PREFIX}{self._location}@{self._hub_commit()}"
         return self._weights_id
 
     @torch.inference_mode()
@@ -537,10 +535,10 @@ def _resolve_clap(model: str) -> tuple[str, str, str]:
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
         raise TypeError(f"`model` must be a CLAP folder or a Hugging Face name, got {model!r}")
     model = os.fspath(model)
-    if model.startswith(_HUB_PREFIX):
-        return model, "hub", model[len(_HUB_PREFIX):]
-    explicit_local = model.startswith(_LOCAL_PREFIX)
-    path_str = model[len(_LOCAL_PREFIX):] if explicit_local else model
+    if model.startswith(HUB_PREFIX):
+        return model, "hub", model[len(HUB_PREFIX):]
+    explicit_local = model.startswith(LOCAL_PREFIX)
+    path_str = model[len(LOCAL_PREFIX):] if explicit_local else model
     path = Path(path_str).expanduser()
     if path.is_dir():
         resolved = str(path.resolve())

@@ -17,6 +17,20 @@ import torch
 from torch import Tensor
 
 
+#: weights-source prefixes shared by every encoder: a local folder, a Hugging Face repo
+LOCAL_PREFIX = "local-dir:"
+HUB_PREFIX = "hf-hub:"
+
+
+def as_text(value: Any, index: int, who: str = "encoder") -> str:
+    """A text input as ``str`` (bytes are decoded as UTF-8), or a TypeError naming it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise TypeError(f"{who} input {index} is a {type(value).__name__} ({value!r:.80}); expected a string or None")
+
+
 def is_missing(value: Any) -> bool:
     """Whether ``value`` is a missing input: ``None``, NaN, ``pd.NA`` or an empty string.
 

@@ -23,11 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ctxrec.modalities.base import Encoder, is_missing
+from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, _canonical, as_text, is_missing
 from ctxrec.optional import require
 
-_LOCAL_PREFIX = "local-dir:"
-_HUB_PREFIX = "hf-hub:"
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 # open_clip's own preference when a folder holds several checkpoints
 _PREFERRED_CHECKPOINTS = (
@@ -112,7 +110,7 @@ class ImageEncoder(Encoder):
         seed: int = 0,
         cache_dir: str | None = None,
     ) -> None:
-        if not isinstance(arch, str) or not arch or arch.startswith((_LOCAL_PREFIX, _HUB_PREFIX)):
+        if not isinstance(arch, str) or not arch or arch.startswith((LOCAL_PREFIX, HUB_PREFIX)):
             raise ValueError(
                 f"`arch` must be an open_clip architecture name such as 'ViT-B-32', got {arch!r}; "
                 "pass a folder or hub model as `weights=` ('local-dir:PATH' or 'hf-hub:ORG/NAME')"
@@ -249,7 +247,7 @@ class ImageEncoder(Encoder):
         rows = [i for i, value in enumerate(texts) if not is_missing(value)]
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
-            tokens = self.tokenizer([_as_text(texts[i], i) for i in chunk])
+            tokens = self.tokenizer([as_text(texts[i], i, "encode_text") for i in chunk])
             with torch.inference_mode():
                 emb = self.model.encode_text(tokens.to(self.device))
                 if self.normalize:
@@ -425,14 +423,14 @@ def _resolve_weights(weights: str | os.PathLike | None) -> tuple[str | None, str
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"`weights` must be None, a pretrained tag or a path, got {weights!r}")
     text = os.fspath(weights)
-    if text.startswith(_HUB_PREFIX):
-        return text, "hub", text[len(_HUB_PREFIX):]
-    explicit_dir = text.startswith(_LOCAL_PREFIX)
-    path_str = text[len(_LOCAL_PREFIX):] if explicit_dir else text
+    if text.startswith(HUB_PREFIX):
+        return text, "hub", text[len(HUB_PREFIX):]
+    explicit_dir = text.startswith(LOCAL_PREFIX)
+    path_str = text[len(LOCAL_PREFIX):] if explicit_dir else text
     path = Path(path_str).expanduser()
     if path.is_dir():
         resolved = str(path.resolve())
-        return f"{_LOCAL_PREFIX}{resolved}", "dir", resolved
+        return f"{LOCAL_PREFIX}{resolved}", "dir", resolved
     if path.is_file() and not explicit_dir:
         resolved = str(path.resolve())
         return resolved, "file", resolved
@@ -621,15 +619,3 @@ def _pair(size):
 
 def _label(value: Any, index: int) -> str:
     return os.fspath(value) if isinstance(value, (str, os.PathLike)) else f"<input {index}>"
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-def _as_text(value: Any, index: int) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    raise TypeError(f"encode_text input {index} is a {type(value).__name__} ({value!r:.80}); expected a string or None")

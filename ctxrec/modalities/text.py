@@ -15,14 +15,12 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ctxrec.modalities.base import Encoder, is_missing
+from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, as_text, is_missing
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default model; it resolves to the bundled local copy.
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_TEXT_MODEL, "all-MiniLM-L6-v2"}
-_LOCAL_PREFIX = "local-dir:"
-_HUB_PREFIX = "hf-hub:"
 # Files that do not change what a model computes; left out of the fingerprint.
 _FINGERPRINT_SKIP_SUFFIXES = (".md", ".lock")
 _FINGERPRINT_SKIP_DIRS = {".git", ".cache", "__pycache__"}
@@ -118,7 +116,7 @@ class TextEncoder(Encoder):
             if self._source == "local":
                 self._weights_id = f"{self.model_name}@sha256:{_fingerprint_dir(Path(self._location))[:16]}"
             else:
-                self._weights_id = f"{_HUB_PREFIX}{self._location}@{self._hub_commit()}"
+                self._weights_id = f"{HUB_PREFIX}{self._location}@{self._hub_commit()}"
         return self._weights_id
 
     def encode_all(self, inputs: Sequence[Any], batch_size: int | None = None,
@@ -139,7 +137,7 @@ class TextEncoder(Encoder):
         present = [i for i, value in enumerate(batch) if not is_missing(value)]
         if not present:
             return torch.zeros(len(batch), self.output_dim), torch.zeros(len(batch), dtype=torch.bool)
-        texts = [_as_text(batch[i], i) for i in present]
+        texts = [as_text(batch[i], i, "TextEncoder") for i in present]
         emb = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -200,11 +198,11 @@ def _resolve_model(model: str | None) -> tuple[str, str, str]:
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"`model` must be a model name or a folder path, got {model!r}")
     model = os.fspath(model)
-    if model.startswith(_HUB_PREFIX):
-        name = model[len(_HUB_PREFIX):]
+    if model.startswith(HUB_PREFIX):
+        name = model[len(HUB_PREFIX):]
         return model, "hub", name
-    explicit_local = model.startswith(_LOCAL_PREFIX)
-    path_str = model[len(_LOCAL_PREFIX):] if explicit_local else model
+    explicit_local = model.startswith(LOCAL_PREFIX)
+    path_str = model[len(LOCAL_PREFIX):] if explicit_local else model
     path = Path(path_str).expanduser()
     looks_like_path = explicit_local or path_str.startswith((".", "/", "~", "\\")) or path.is_absolute()
     if path.is_dir():
@@ -235,11 +233,3 @@ def _fingerprint_dir(root: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
-
-
-def _as_text(value: Any, index: int) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    raise TypeError(f"TextEncoder input {index} is a {type(value).__name__} ({value!r}); expected a string or None")

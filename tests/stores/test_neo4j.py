@@ -7,7 +7,6 @@ Needs the local server (``scripts/neo4j.sh start``) or ``NEO4J_URI``/``NEO4J_USE
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
