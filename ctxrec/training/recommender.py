@@ -115,7 +115,7 @@ class Recommender(abc.ABC):
         if split not in ("val", "test"):
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         held = graph.val if split == "val" else graph.test
-        seen = graph.seen(graph.train) if split == "val" else graph.seen(graph.train, graph.val)
+        seen = graph.seen() if split == "val" else graph.seen(graph.train, graph.val)
         queries, relevant = group_queries(held)
         if len(queries.user) == 0:
             return {}
