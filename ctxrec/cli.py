@@ -89,28 +89,127 @@ def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                                      "or a plug-in (`ctxrec encoders`)."),
            model: Optional[str] = typer.Option(None, help="Text model name or local path (text encoder; default: "
                                                           "offline all-MiniLM-L6-v2)."),
+           options: Optional[str] = typer.Option(None, help="Encoder arguments as JSON, or @FILE of JSON, e.g. "
+                                                            "'{\"arch\": \"ViT-B-16\", \"weights\": \"/models/clip.pt\"}'."),
            cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
+           out: Optional[Path] = typer.Option(Path(".ctxrec/features"), help="Also write <name>.parquet and "
+                                                                            "manifest.json here."),
+           device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
            batch_size: Optional[int] = typer.Option(None, help="Encoder batch size (default: the encoder's).")) -> None:
-    """Encode items (and, for text, context nodes) and write the vectors to the store."""
+    """Encode items (and, for text, context nodes); write the vectors to the store and to Parquet."""
     from ctxrec.modalities.features import encode_store
     from ctxrec.modalities.registry import get_encoder
 
+    kwargs = _json_option(options, "--options")
+    if model:
+        kwargs["model"] = model
+    if device:
+        kwargs["device"] = device
     try:
-        enc = get_encoder(encoder, model=model) if model else get_encoder(encoder)
-    except (ValueError, TypeError, OSError) as e:
+        enc = get_encoder(encoder, **kwargs)
+    except (ValueError, TypeError, OSError, ImportError) as e:
         _fail(str(e))
     with _open(store, db, uri) as st:
-        done = encode_store(st, enc, cache_dir=cache, batch_size=batch_size, progress=True)
-    typer.echo(f"encoded with {encoder}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+        try:
+            done = encode_store(st, enc, cache_dir=cache, batch_size=batch_size, progress=True, out_dir=out)
+        except (ValueError, OSError) as e:
+            _fail(str(e))
+    typer.echo(f"encoded with {encoder} ({enc.weights_id()}, dim {enc.output_dim}, device "
+               f"{getattr(enc, 'device', 'cpu')}): " + ", ".join(f"{k} {v}" for k, v in done.items()))
+    if out is not None:
+        typer.echo(f"vectors and manifest written to {out}")
+
+
+def _json_option(value: Optional[str], flag: str) -> dict:
+    if not value:
+        return {}
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            _fail(f"{flag} {value!r}: no file {path}")
+        text = path.read_text()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(f"{flag} is not valid JSON ({e}): {text[:120]!r}")
+    if not isinstance(parsed, dict):
+        _fail(f"{flag} must be a JSON object of keyword arguments, got {type(parsed).__name__}")
+    return parsed
+
+
+encoders_app = typer.Typer(help="The registered encoders (built-in and plug-ins).")
+app.add_typer(encoders_app, name="encoders")
+
+
+@encoders_app.callback(invoke_without_command=True)
+def encoders(ctx: typer.Context) -> None:
+    """List the registered encoders (same as `ctxrec encoders list`)."""
+    if ctx.invoked_subcommand is None:
+        encoders_list()
+
+
+@encoders_app.command("list")
+def encoders_list() -> None:
+    """Name, modality, space family, output dim and source of every encoder."""
+    from ctxrec.modalities.registry import list_encoders
+
+    typer.echo(f"{'name':<12s} {'modality':<8s} {'space':<8s} {'dim':>5s}  {'source':<11s} target")
+    for row in list_encoders(describe=True):
+        dim = str(row["dim"]) if row["dim"] is not None else "-"
+        line = (f"{row['name']:<12s} {str(row['modality']):<8s} {str(row['space']):<8s} {dim:>5s}  "
+                f"{row['source']:<11s} {row['target']}")
+        if row["error"]:
+            line += f"  (not loadable with defaults: {row['error'][:100]})"
+        typer.echo(line)
 
 
 @app.command()
-def encoders() -> None:
-    """List the registered encoders (built-in and plug-ins)."""
-    from ctxrec.modalities.registry import list_encoders
+def align(features: Path = typer.Option(Path(".ctxrec/features"), help="Folder written by `ctxrec encode`."),
+          vectors: Optional[str] = typer.Option(None, help="Vector names to align, comma-separated (default: all)."),
+          dim: int = typer.Option(64, help="Width of the shared space."),
+          epochs: int = typer.Option(200, help="Maximum epochs (early stopping on held-out items)."),
+          seed: int = typer.Option(0, help="Seed.")) -> None:
+    """Learn heads that put the item vectors of several modalities into one space (for search)."""
+    from ctxrec.fusion.align import fit_alignment
+    from ctxrec.modalities.vector_files import read_manifest, read_vectors
 
-    for row in list_encoders():
-        typer.echo(f"{row['name']:<10s} {str(row.get('modality')):<6s} {row['source']:<11s} {row['target']}")
+    try:
+        names = [v.strip() for v in vectors.split(",")] if vectors else list(read_manifest(features)["vectors"])
+        frames = {n: read_vectors(features, n, label="Item") for n in names}
+    except (FileNotFoundError, KeyError) as e:
+        _fail(str(e).strip('"'))
+    if len(frames) < 2:
+        _fail(f"{features} has vectors {names}; aligning needs two or more (run `ctxrec encode` per modality)")
+    import numpy as np
+
+    align_ = fit_alignment({n: (f["id"].tolist(), np.stack(f["vector"]) * f["present"].to_numpy()[:, None])
+                            for n, f in frames.items()}, dim=dim, epochs=epochs, seed=seed)
+    path = align_.save(features / "alignment")
+    train_loss, held = align_.history[-1]
+    typer.echo(f"aligned {', '.join(names)} into {dim} dims in {len(align_.history)} epochs "
+               f"(train loss {train_loss:.3f}, held-out {held:.3f}); written to {path.with_suffix('')}.*")
+
+
+@app.command()
+def search(query: str = typer.Argument(..., help="A text, or the path of an image or audio file."),
+           features: Path = typer.Option(Path(".ctxrec/features"), help="Folder written by `ctxrec encode`."),
+           modality: Optional[str] = typer.Option(None, help="text | image | audio (default: from the query)."),
+           target: Optional[str] = typer.Option(None, help="Search only these item vectors, e.g. image."),
+           via: str = typer.Option("auto", help="auto | shared | aligned."),
+           k: int = typer.Option(10, "-k", help="How many items.")) -> None:
+    """Items nearest to a query of any modality (uses <features>/alignment.* when present)."""
+    from ctxrec.fusion.align import Alignment
+    from ctxrec.serve.search import ItemSearch
+
+    try:
+        alignment = Alignment.load(features / "alignment") if (features / "alignment.json").exists() else None
+        engine = ItemSearch.from_features(features, alignment=alignment)
+        found = engine.search(query, modality=modality, target=target, k=k, via=via)
+    except (FileNotFoundError, KeyError, ValueError, OSError) as e:
+        _fail(str(e).strip('"'))
+    for rank, row in enumerate(found.itertuples(), 1):
+        typer.echo(f"{rank:3d}. {row.id}\t{row.score:.4f}\t{row.via}")
 
 
 def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> dict:

@@ -33,10 +33,11 @@ def test_pipeline_commands(workspace, tmp_path):
     again = run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
                 "--context", w / "context.csv", "--db", store)
     assert again.output.split("store now holds:")[1] == res.output.split("store now holds:")[1]
-    res = run("encode", "--db", store, "--cache", tmp_path / "cache")
+    res = run("encode", "--db", store, "--cache", tmp_path / "cache", "--out", tmp_path / "features")
     assert res.exit_code == 0, res.output
     assert "Item 40" in res.output
-    res = run("encode", "--db", store, "--encoder", "audio", "--cache", tmp_path / "cache")
+    res = run("encode", "--db", store, "--encoder", "audio", "--cache", tmp_path / "cache",
+              "--out", tmp_path / "features")
     assert res.exit_code == 0 and "Item 40" in res.output and "masked 0" in res.output, res.output
     assert run("encode", "--db", store, "--encoder", "nope").exit_code == 2
     res = run("train", "--db", store, "--model", "context_gnn", "--out", model, "--epochs", "3")
@@ -108,7 +109,7 @@ def test_pipeline_on_neo4j(workspace, tmp_path, neo4j_server, monkeypatch):
               "--context", w / "context.csv", *neo)
     assert res.exit_code == 0, res.output
     assert "rejected 0" in res.output and "Item 40" in res.output
-    assert run("encode", *neo, "--cache", tmp_path / "cache").exit_code == 0
+    assert run("encode", *neo, "--cache", tmp_path / "cache", "--out", tmp_path / "features").exit_code == 0
     res = run("train", *neo, "--model", "context_gnn", "--out", model, "--epochs", "2")
     assert res.exit_code == 0, res.output
     res = run("recommend", *neo, "--model-dir", model, "--user", "u0001", "--time", "sat 20:00", "-k", "3")
@@ -133,3 +134,50 @@ def test_bench_ingest_and_encode_write_their_figures(tmp_path):
     assert res.exit_code == 0, res.output
     enc = json.loads((tmp_path / "encode.json").read_text())
     assert {"text", "image", "audio"} <= set(enc) and all(enc[k]["overhead"] > 0 for k in ("text", "image", "audio"))
+
+
+def test_encode_writes_parquet_then_align_and_search(workspace, tmp_path):
+    """encode -> <name>.parquet + manifest; align two modalities; search text -> image."""
+    from ctxrec.modalities.vector_files import load_encoder, read_manifest, read_vectors
+
+    pytest.importorskip("open_clip")
+    w, store, feats = workspace / "world", tmp_path / "g.db", tmp_path / "features"
+    assert run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
+               "--db", store).exit_code == 0
+    res = run("encode", "--db", store, "--cache", tmp_path / "cache", "--out", feats)
+    assert res.exit_code == 0 and "dim 384" in res.output, res.output
+    tiny = {"arch": "ctxrec-cli-clip", "arch_config": {
+        "embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}}
+    res = run("encode", "--db", store, "--encoder", "image", "--options", json.dumps(tiny), "--device", "cpu",
+              "--cache", tmp_path / "cache", "--out", feats)
+    assert res.exit_code == 0 and "Item 40" in res.output, res.output
+    manifest = read_manifest(feats)["vectors"]
+    assert set(manifest) == {"text", "image"}
+    assert manifest["image"]["dim"] == 32 and manifest["image"]["encoder"] == "image"
+    assert manifest["image"]["preprocessing"]["image_size"] == 32 and manifest["text"]["rows"]["Item"] == 40
+    text = read_vectors(feats, "text")
+    assert set(text["label"]) == {"Item", "Time", "Place", "Category"} and text["present"].all()
+    items = read_vectors(feats, "image", label="Item")
+    assert len(items) == 40 and items["vector"].iloc[0].shape == (32,)
+    assert load_encoder(feats, "image").weights_id() == manifest["image"]["weights_id"]
+    res = run("align", "--features", feats, "--dim", "16", "--epochs", "20")
+    assert res.exit_code == 0 and "aligned text, image" in res.output, res.output
+    res = run("search", "a red cover", "--features", feats, "--target", "image", "-k", "4")
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+    assert len(lines) == 4 and all("text~image (aligned)" in line for line in lines), res.output
+    res = runner.invoke(app, ["search", "x", "--features", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "ctxrec encode --out" in res.output
+    res = runner.invoke(app, ["encode", "--db", str(store), "--options", "{not json"])
+    assert res.exit_code == 2 and "--options is not valid JSON" in res.output
+
+
+def test_encoders_list_shows_dims_and_spaces():
+    res = run("encoders", "list")
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split() for line in res.output.splitlines()[1:]}
+    assert rows["text"][1:4] == ["text", "text", "384"]
+    assert rows["image"][2] == "clip" and rows["clip-text"][2] == "clip"
+    assert rows["clap"][2] == "clap" and "not loadable with defaults" in res.output
+    assert run("encoders").output == res.output

@@ -25,7 +25,8 @@ TEXT_OF = {
 
 def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
                  labels: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
-                 progress: bool = False, name: Optional[str] = None) -> Dict[str, int]:
+                 progress: bool = False, name: Optional[str] = None,
+                 out_dir: str | Path | None = None) -> Dict[str, int]:
     """Encode nodes of ``store`` with ``encoder`` and write the vectors as ``name``.
 
     Args:
@@ -37,6 +38,8 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
         batch_size: encoder batch size (default: the encoder's).
         progress: show progress bars (default: False).
         name: vector name to write (default: the encoder's modality).
+        out_dir: also write ``<out_dir>/<name>.parquet`` and a ``manifest.json`` (encoder,
+            weights id, dim, preprocessing); see :mod:`ctxrec.modalities.vector_files`.
 
     Returns:
         Rows written per label, ``masked`` (rows without a usable input), and ``encoded`` /
@@ -53,6 +56,7 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
     name = name or encoder.modality
     cache: Optional[FeatureCache] = FeatureCache(cache_dir) if cache_dir is not None else None
     written: Dict[str, int] = {"masked": 0}
+    parts = []
     for label in labels:
         nodes = store.read_nodes(label)
         if nodes.empty:
@@ -71,6 +75,11 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
             vecs, mask = encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
         written[label] = store.write_vectors(label, name, nodes["id"].tolist(), vecs.numpy())
         written["masked"] += int((~mask).sum())
+        parts.append((label, nodes["id"].tolist(), vecs.numpy(), mask.numpy()))
+    if out_dir is not None:
+        from ctxrec.modalities.vector_files import write_vectors
+
+        write_vectors(out_dir, name, encoder, parts)
     if cache is not None:
         written["encoded"], written["cached"] = cache.encoded, cache.hits
     return written

@@ -8,9 +8,10 @@ them through their sessions. A request ``(user, time slot, place)`` becomes a qu
     q = h_u + \\mathrm{MLP}([h_u \\,\\|\\, h_t \\,\\|\\, h_p])
 
 and items are scored by :math:`q^\\top h_i`. Item inputs are their modality features fused
-(:class:`~ctxrec.fusion.MeanFusion`) to ``hidden`` plus an ID embedding; context nodes start from the
-text encoding of their description plus an ID embedding; sessions start from one
-shared learned vector, so they are defined by their neighbours.
+to ``hidden`` (by the strategy named in ``fusion``, see :func:`~ctxrec.fusion.get_fusion`)
+plus an ID embedding; context nodes start from the text encoding of their description
+plus an ID embedding; sessions start from one shared learned vector, so they are defined
+by their neighbours.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
-from ctxrec.fusion.mean import MeanFusion
+from ctxrec.fusion import get_fusion
 from ctxrec.graph.export import RecGraph
 from ctxrec.training.losses import bpr_loss
 from ctxrec.training.recommender import Context, Recommender
@@ -38,6 +39,8 @@ class ContextGNN(nn.Module, Recommender):
         dropout: dropout on node inputs (default: 0.1).
         reg: L2 weight on the batch's ID embeddings (default: 1e-4).
         train: a :class:`TrainConfig` or its fields (default: ``TrainConfig()``).
+        fusion: how node modality features are fused: ``"mean"``, ``"concat"``, ``"gated"``
+            or ``"attention"`` (default: ``"mean"``).
 
     Example:
         >>> model = ContextGNN(hidden=32).fit(graph)  # doctest: +SKIP
@@ -48,17 +51,20 @@ class ContextGNN(nn.Module, Recommender):
     ID_TYPES = ("user", "item", "time", "place", "category")
 
     def __init__(self, hidden: int = 64, num_layers: int = 2, features: Sequence[str] = ("text",),
-                 dropout: float = 0.1, reg: float = 1e-4, train: TrainConfig | dict | None = None) -> None:
+                 dropout: float = 0.1, reg: float = 1e-4, train: TrainConfig | dict | None = None,
+                 fusion: str = "mean") -> None:
         nn.Module.__init__(self)
         self.hidden, self.num_layers, self.features = hidden, num_layers, tuple(features)
         self.dropout, self.reg = dropout, reg
+        self.fusion_name = fusion  # `self.fusion` is the ModuleDict built in prepare()
         self.train_config = TrainConfig(**train) if isinstance(train, dict) else (train or TrainConfig())
         self.history = None
         self._cache: Optional[Dict[str, torch.Tensor]] = None
 
     def config(self) -> dict:
         return {"hidden": self.hidden, "num_layers": self.num_layers, "features": list(self.features),
-                "dropout": self.dropout, "reg": self.reg, "train": asdict(self.train_config)}
+                "dropout": self.dropout, "reg": self.reg, "fusion": self.fusion_name,
+                "train": asdict(self.train_config)}
 
     def prepare(self, graph: RecGraph) -> None:
         from torch_geometric.nn import HeteroConv, SAGEConv
@@ -75,7 +81,7 @@ class ContextGNN(nn.Module, Recommender):
         for t in data.node_types:
             dims = {m: data[t][f"x_{m}"].size(1) for m in self.features if f"x_{m}" in data[t]}
             if dims:
-                self.fusion[t] = MeanFusion(dims, h).fit_scale(
+                self.fusion[t] = get_fusion(self.fusion_name, dims, h).fit_scale(
                     {m: data[t][f"x_{m}"] for m in dims}, {m: data[t][f"mask_{m}"] for m in dims})
         self.edge_types = [et for et in data.edge_types if data[et].edge_index.numel() > 0]
         self.convs = nn.ModuleList(
@@ -102,7 +108,7 @@ class ContextGNN(nn.Module, Recommender):
             n = data[t].num_nodes
             v = self.ids[t].weight if t in self.ids else self.session_init.expand(n, -1)
             if t in self.fusion:
-                mods = list(self.fusion[t].proj)
+                mods = self.fusion[t].modalities
                 feats = {m: data[t][f"x_{m}"].to(dev) for m in mods}
                 masks = {m: data[t][f"mask_{m}"].to(dev) for m in mods}
                 v = v + self.fusion[t](feats, masks)["fused"]

@@ -1,0 +1,160 @@
+"""Alignment heads, vector files and cross-modal search on generated covers.
+
+The items are the synthetic world's: each description names the cover's colour and
+shape, and each PNG draws them. A tiny random-weight CLIP encodes the images and MiniLM
+the texts; an Alignment fitted on the items' own (text, image) pairs must then let a text
+that names a colour find covers of that colour.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest.importorskip("open_clip", reason="the image encoder needs open_clip")
+
+from ctxrec.datasets.synthetic_media import COLOURS, render_image, sample_items  # noqa: E402
+from ctxrec.fusion.align import Alignment, fit_alignment, info_nce  # noqa: E402
+from ctxrec.modalities.image import ImageEncoder  # noqa: E402
+from ctxrec.modalities.registry import get_encoder  # noqa: E402
+from ctxrec.serve.search import ItemSearch, guess_modality  # noqa: E402
+
+TINY_CFG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """240 generated items with cover PNGs, encoded by MiniLM (text) and tiny CLIP (image)."""
+    folder = tmp_path_factory.mktemp("covers")
+    rng = np.random.default_rng(0)
+    items = sample_items(rng, 240)
+    paths = []
+    for row in items.itertuples():
+        path = folder / f"{row.item_id}.png"
+        render_image(rng, row.colour, row.shape).save(path)
+        paths.append(str(path))
+    items["image_path"] = paths
+    text, image = get_encoder("text"), ImageEncoder("ctxrec-tiny-clip", arch_config=TINY_CFG, device="cpu")
+    xt, mt = text.encode_all(items["description"].tolist())
+    xi, mi = image.encode_all(paths)
+    return {"items": items, "text": text, "image": image, "x": {"text": xt, "image": xi},
+            "mask": {"text": mt, "image": mi}}
+
+
+@pytest.fixture(scope="module")
+def aligned(catalogue):
+    return Alignment({"text": 384, "image": 64}, dim=32).fit(catalogue["x"], catalogue["mask"], epochs=300,
+                                                             batch_size=256)
+
+
+def test_info_nce_prefers_matching_rows():
+    a = torch.nn.functional.normalize(torch.randn(16, 8), dim=-1)
+    matched = info_nce(a, a, 0.1)
+    shuffled = info_nce(a, a[torch.randperm(16)], 0.1)
+    assert matched < shuffled
+
+
+def test_alignment_learns_a_linear_pairing_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    z = torch.randn(400, 6)
+    feats = {"a": z @ torch.randn(6, 20), "b": z @ torch.randn(6, 12) + 0.01 * torch.randn(400, 12)}
+    mask = {"a": torch.ones(400, dtype=torch.bool), "b": torch.ones(400, dtype=torch.bool)}
+    mask["b"][:50] = False  # items without b still get an a-projection; they just don't pair
+    align = Alignment({"a": 20, "b": 12}, dim=8).fit(feats, mask, epochs=60)
+    first, last = align.history[0][1], min(h[1] for h in align.history)
+    assert last < 0.5 * first, align.history[:3]
+    pa, pb = align.project("a", feats["a"][50:]), align.project("b", feats["b"][50:])
+    assert torch.allclose(pa.norm(dim=1), torch.ones(350), atol=1e-5)
+    hits = ((pa @ pb.T).argmax(1) == torch.arange(350)).float().mean()
+    assert hits > 0.9, f"only {hits:.2f} of rows find their pair"
+    align.save(tmp_path / "al")
+    again = Alignment.load(tmp_path / "al")
+    assert torch.equal(again.project("b", feats["b"]), align.project("b", feats["b"]))
+
+
+def test_alignment_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match="at least two modalities"):
+        Alignment({"text": 4})
+    align = Alignment({"a": 4, "b": 3})
+    with pytest.raises(KeyError, match="no head for 'c'"):
+        align.project("c", torch.zeros(1, 4))
+    with pytest.raises(ValueError, match=r"expected \[N, 4\]"):
+        align.project("a", torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="one row count"):
+        align.fit({"a": torch.zeros(3, 4), "b": torch.zeros(4, 3)}, {"a": torch.ones(3).bool(), "b": torch.ones(4).bool()})
+    with pytest.raises(FileNotFoundError, match="Alignment.save"):
+        Alignment.load("/nonexistent/al")
+
+
+def test_fit_alignment_takes_ids_and_treats_zero_rows_as_absent():
+    torch.manual_seed(1)
+    z = torch.randn(60, 4)
+    a, b = z @ torch.randn(4, 10), z @ torch.randn(4, 7)
+    b[:5] = 0
+    ids = [f"i{k:02d}" for k in range(60)]
+    align = fit_alignment({"a": (ids, a), "b": (ids[::-1], b.flip(0))}, dim=4, epochs=5)
+    assert align.dims == {"a": 10, "b": 7} and len(align.history) >= 1
+
+
+def colour_precision(engine, items, **kwargs) -> float:
+    colour_of = items.set_index("item_id")["colour"]
+    hits = []
+    for colour in COLOURS:
+        found = engine.search(f"a {colour} cover", k=5, **kwargs)
+        hits += [colour_of[i] == colour for i in found["id"]]
+    return float(np.mean(hits))
+
+
+def test_text_query_finds_covers_of_that_colour(catalogue, aligned):
+    items = catalogue["items"]
+    engine = ItemSearch(items["item_id"], catalogue["x"], {"text": catalogue["text"], "image": catalogue["image"]},
+                        aligned)
+    [route] = engine.routes("text", target="image")
+    assert route.via == "aligned" and route.source == "text"
+    precision = colour_precision(engine, items, target="image")
+    # 8 colours, so chance is ~1/8; measured 1.0 when written
+    assert precision >= 0.8, f"colour precision@5 of text -> image search is {precision:.2f}"
+    # without the alignment the only route is the random CLIP text tower: near chance
+    shared = ItemSearch(items["item_id"], catalogue["x"], {"text": catalogue["text"], "image": catalogue["image"]})
+    assert shared.routes("text", target="image")[0].via == "shared"
+    assert colour_precision(shared, items, target="image") < 0.5
+
+
+def test_other_routes_and_modality_guess(catalogue, aligned):
+    items = catalogue["items"]
+    engine = ItemSearch(items["item_id"], catalogue["x"], {"text": catalogue["text"], "image": catalogue["image"]},
+                        aligned)
+    probe = items.iloc[7]
+    assert guess_modality(probe["image_path"]) == "image" and guess_modality("a red cover") == "text"
+    # an image finds itself through the image tower
+    found = engine.search(probe["image_path"], target="image", k=3)
+    assert found["id"].iloc[0] == probe["item_id"] and found["via"].iloc[0] == "image->image"
+    # text against text vectors uses the text model directly, even with an alignment
+    found = engine.search(probe["description"], target="text", k=1)
+    assert found["id"].iloc[0] == probe["item_id"] and found["via"].iloc[0] == "text->text"
+    # an image reaches items by their descriptions through the alignment
+    found = engine.search(probe["image_path"], target="text", k=10, via="aligned")
+    colours = items.set_index("item_id").loc[found["id"], "colour"]
+    assert (colours == probe["colour"]).mean() >= 0.5 and "(aligned)" in found["via"].iloc[0]
+    # both targets at once: one score per item, the routes listed
+    found = engine.search("a teal cover", k=5, exclude=[probe["item_id"]])
+    assert len(found) == 5 and probe["item_id"] not in set(found["id"])
+    assert found["via"].str.contains("text->text").all()
+
+
+def test_unreachable_target_names_the_fix(catalogue):
+    items = catalogue["items"]
+    audio_less = ItemSearch(items["item_id"], {"image": catalogue["x"]["image"]}, {"image": catalogue["image"]})
+    with pytest.raises(ValueError, match="fit an Alignment"):
+        audio_less.search("tests/missing.wav", modality="audio")
+    with pytest.raises(ValueError, match="no encoder given"):
+        ItemSearch(items["item_id"], {"text": catalogue["x"]["text"]}, {})
+    with pytest.raises(ValueError, match="No item vectors named 'audio'"):
+        audio_less.search("a cover", target="audio")
