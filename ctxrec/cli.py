@@ -85,7 +85,7 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
 
 @app.command()
 def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
-           encoder: str = typer.Option("text", help="Registered encoder: text, image, audio, clap, clip-text, "
+           encoder: str = typer.Option("text", help="Registered encoder: text, image, audio, clap, clip-text, clap-text, "
                                                      "or a plug-in (`ctxrec encoders`)."),
            model: Optional[str] = typer.Option(None, help="Text model name or local path (text encoder; default: "
                                                           "offline all-MiniLM-L6-v2)."),

@@ -1,4 +1,4 @@
-"""Tests of ctxrec.modalities.audio: AudioEncoder (log-mel statistics) and ClapEncoder.
+"""Tests of ctxrec.modalities.audio (AudioEncoder, log-mel statistics) and .clap (ClapEncoder, ClapTextEncoder).
 
 Offline and fast: audio files are sines written with soundfile into temporary folders;
 the CLAP tests use a tiny random-weight ClapModel (two small Swin stages, one text
@@ -24,7 +24,10 @@ sf = pytest.importorskip("soundfile", reason="the audio encoders read files with
 pytest.importorskip("torchaudio", reason="the audio encoders compute spectrograms with torchaudio")
 
 from ctxrec.modalities import FeatureCache  # noqa: E402
-from ctxrec.modalities.audio import AudioEncoder, AudioEncoderWarning, ClapEncoder  # noqa: E402
+from ctxrec.modalities.audio import AudioEncoder  # noqa: E402
+from ctxrec.modalities.audio_io import AudioEncoderWarning  # noqa: E402
+from ctxrec.modalities.clap import ClapEncoder, ClapTextEncoder  # noqa: E402
+from ctxrec.modalities.registry import get_encoder  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -241,8 +244,8 @@ def test_works_through_the_feature_cache(enc, clips, tmp_path):
     torch.testing.assert_close(x1, direct)
 
 
-def test_importing_the_module_stays_light():
-    code = ("import sys, ctxrec.modalities.audio; "
+def test_importing_the_modules_stays_light():
+    code = ("import sys, ctxrec.modalities.audio, ctxrec.modalities.clap; "
             "heavy = [m for m in ('torchaudio', 'soundfile', 'transformers') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=120)
@@ -332,6 +335,33 @@ def test_clap_text_lands_in_the_same_space(clap, clips):
     a, _ = clap.encode([clips["a440_16000"]])
     scores = q[mask] @ a.T  # text-to-audio cosine similarities
     assert scores.shape == (3, 1) and (scores.abs() <= 1 + 1e-5).all()
+
+
+def test_clap_text_tower_shares_the_space(clap, tiny_clap_dir, clips):
+    texts = ["a dog", None, "rain on a roof, recorded at night", ""]
+    expected, expected_mask = clap.encode_text(texts)
+    tower = clap.text_tower()
+    assert isinstance(tower, ClapTextEncoder) and tower.clap_encoder is clap  # shares the loaded model
+    assert clap.text_tower() is tower and clap.towers() == {"audio": clap, "text": tower}
+    assert tower.towers()["audio"] is clap and tower.towers()["text"] is tower
+    assert (tower.name, tower.modality, tower.input_column) == ("clap-text", "text", "description")
+    assert tower.space == clap.space and tower.output_dim == clap.output_dim == 24 and not tower.reads_files
+    assert tower.weights_id() == clap.weights_id() + "#text"
+    t, mask = tower.encode(texts)
+    assert t.shape == (4, 24) and t.dtype == torch.float32
+    assert torch.equal(t, expected) and torch.equal(mask, expected_mask)
+    assert mask.tolist() == [True, False, True, False] and (t[~mask] == 0).all()
+    torch.testing.assert_close(t[mask].norm(dim=1), torch.ones(2))
+    a, _ = clap.encode([clips["a440_16000"]])
+    assert (t[mask] @ a.T).shape == (2, 1)  # text-to-audio scores
+    # built from ClapEncoder's arguments, or by registry name: its own model, the same vectors
+    for standalone in (ClapTextEncoder(**clap.config()),
+                       get_encoder("clap-text", model=str(tiny_clap_dir), device="cpu", batch_size=2)):
+        assert type(standalone) is ClapTextEncoder and standalone.name == "clap-text"
+        assert standalone.space == clap.space and standalone.weights_id() == tower.weights_id()
+        assert standalone.clap_encoder.text_tower() is standalone
+        assert standalone.config() == clap.config() and standalone == tower
+        torch.testing.assert_close(standalone.encode(texts)[0], expected)
 
 
 def test_clap_missing_weights_fail_fast_with_a_fix(tmp_path):

@@ -212,6 +212,19 @@ def test_text_tower_shares_the_space(encoder):
     torch.testing.assert_close(x, t, atol=1e-5, rtol=1e-5)
 
 
+def test_towers_share_one_model(encoder):
+    tower = encoder.text_tower()
+    assert encoder.text_tower() is tower  # made once
+    assert encoder.towers() == {"image": encoder, "text": tower}
+    assert encoder.towers()["text"] is tower and tower.towers()["image"] is encoder
+    assert tower.towers()["text"] is tower
+    assert {m: t.space for m, t in encoder.towers().items()} == {"image": encoder.space, "text": encoder.space}
+    assert {m: t.modality for m, t in tower.towers().items()} == {"image": "image", "text": "text"}
+    standalone = TextTowerEncoder(**encoder.config())  # its own image encoder, bound back to it
+    assert standalone.towers()["image"].towers()["text"] is standalone
+    assert standalone.towers()["image"] == encoder and standalone.towers()["image"] is not encoder
+
+
 def test_feature_cache(encoder, images, bad_files, tmp_path):
     cache = FeatureCache(tmp_path / "features")
     inputs = images + [bad_files["missing"], bad_files["corrupt"], None]

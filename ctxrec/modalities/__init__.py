@@ -11,6 +11,8 @@ from ctxrec.modalities.registry import (
     get_encoder,
     list_encoders,
     register_encoder,
+    space_family,
+    space_members,
 )
 from ctxrec.modalities.text import DEFAULT_TEXT_MODEL, TextEncoder, default_text_model_path
 
@@ -20,6 +22,8 @@ __all__ = [
     "register_encoder",
     "get_encoder",
     "list_encoders",
+    "space_family",
+    "space_members",
     "ENTRY_POINT_GROUP",
     "EncoderRegistryWarning",
     "TextEncoder",

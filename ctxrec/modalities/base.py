@@ -8,6 +8,7 @@ cache, fusion, the CLI) can treat them all alike.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import math
 import numbers
@@ -29,6 +30,27 @@ def as_text(value: Any, index: int, who: str = "encoder") -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     raise TypeError(f"{who} input {index} is a {type(value).__name__} ({value!r:.80}); expected a string or None")
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Hide transformers' per-tensor "Loading weights" bar while a model loads.
+
+    It writes to stderr in the middle of command output; the encoders' own progress
+    bars (``progress=True``) are unaffected. The previous setting is restored.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # no transformers: nothing to hide
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def is_missing(value: Any) -> bool:
@@ -125,6 +147,16 @@ class Encoder(abc.ABC):
         Default: the input column's name ends with ``_path`` or ``_file``.
         """
         return self.input_column.endswith(("_path", "_file"))
+
+    def towers(self) -> dict[str, "Encoder"]:
+        """Encoders, one per input modality, that write into this encoder's :attr:`space`.
+
+        The default is ``{self.modality: self}``. A model with several towers returns them
+        all, sharing its loaded weights: an open_clip :class:`ImageEncoder` gives
+        ``{"image": self, "text": <its text tower>}``, CLAP ``{"audio": ..., "text": ...}``.
+        Search uses this to embed a query of one modality next to items of another.
+        """
+        return {self.modality: self}
 
     def cache_config(self) -> dict:
         """:meth:`config` without :attr:`runtime_keys`: what, besides the weights,

@@ -9,6 +9,13 @@ the ``ctxrec.encoders`` entry-point group (as fsspec does for file systems)::
     clap = "my_plugin.clap:ClapEncoder"
 
 after which ``get_encoder("clap")`` works without touching ctxrec.
+
+The registry also records which encoders write into one **shared embedding space**
+(a *space family*): ``image`` and ``clip-text`` (open_clip's two towers), ``clap`` and
+``clap-text`` (CLAP's), and ``text`` with itself. Vectors of two encoders in one family,
+built from the same weights, are directly comparable, which is what lets a text query
+find images or sounds (see :func:`ctxrec.graph.search.ItemSearch`). A plug-in joins a
+family by setting the class attribute ``space_family``; otherwise it is alone in its own.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ class _Entry:
     target: str | type  # a class, or "pkg.mod:Class"
     modality: str | None  # None: an entry point whose class is not imported yet
     source: str  # "built-in" | "user" | "entry-point"
+    space: str | None = None  # space family; None: the class's `space_family`, else the name
     entry_point: EntryPoint | None = None
     cls: type | None = None
 
@@ -40,7 +48,8 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_encoder(name: str, target: str | type, *, modality: str, override: bool = False) -> None:
+def register_encoder(name: str, target: str | type, *, modality: str, space: str | None = None,
+                     override: bool = False) -> None:
     """Make an encoder class available to :func:`get_encoder` under ``name``.
 
     Args:
@@ -48,6 +57,8 @@ def register_encoder(name: str, target: str | type, *, modality: str, override: 
         target (str | type): An :class:`Encoder` subclass, or its dotted path
             ``"pkg.mod:Class"`` (or ``"pkg.mod.Class"``), imported on first use.
         modality (str): The modality it encodes (``"text"``, ``"image"``, ...).
+        space (str, optional): The space family it shares with other encoders (e.g.
+            ``"clip"``). (default: the class's ``space_family`` attribute, else ``name``)
         override (bool, optional): Replace an encoder already registered under ``name``.
             (default: :obj:`False`)
 
@@ -69,7 +80,7 @@ def register_encoder(name: str, target: str | type, *, modality: str, override: 
             f"An encoder named {name!r} is already registered ({_describe(_REGISTRY[name])}); "
             "pass override=True to replace it or choose another name"
         )
-    _REGISTRY[name] = _Entry(target=target, modality=modality, source="user")
+    _REGISTRY[name] = _Entry(target=target, modality=modality, source="user", space=space)
 
 
 def get_encoder(name: str, **kwargs: Any) -> Encoder:
@@ -100,17 +111,25 @@ def get_encoder(name: str, **kwargs: Any) -> Encoder:
     return encoder
 
 
-def list_encoders(*, load: bool = False) -> list[dict]:
+def list_encoders(*, load: bool = False, describe: bool = False) -> list[dict]:
     """The registered encoders, sorted by name.
 
     Args:
-        load (bool, optional): Import entry-point encoders to report their modality;
-            otherwise it is ``None`` until the encoder is first used. (default: :obj:`False`)
+        load (bool, optional): Import entry-point encoders to report their modality and
+            space; otherwise those are ``None`` until the encoder is first used.
+            (default: :obj:`False`)
+        describe (bool, optional): Also build each encoder with its default arguments
+            (no weights are loaded unless its constructor must) to report ``dim``; an
+            encoder that cannot be built gets ``dim=None`` and the reason in ``error``.
+            Implies ``load``. (default: :obj:`False`)
 
     Returns:
-        list[dict]: One ``{"name", "modality", "target", "source"}`` per encoder, where
-        ``source`` is ``"built-in"``, ``"user"`` (registered at runtime) or ``"entry-point"``.
+        list[dict]: One ``{"name", "modality", "space", "target", "source"}`` per encoder
+        (plus ``"dim"`` and ``"error"`` with ``describe``), where ``source`` is
+        ``"built-in"``, ``"user"`` (registered at runtime) or ``"entry-point"`` and
+        ``space`` is the encoder's space family.
     """
+    load = load or describe
     _load_entry_points()
     rows = []
     for name in sorted(_REGISTRY):
@@ -121,8 +140,52 @@ def list_encoders(*, load: bool = False) -> list[dict]:
             except Exception as e:  # a broken plugin must not hide the others
                 warnings.warn(f"Could not load encoder {name!r}: {e}", EncoderRegistryWarning, stacklevel=2)
         target = entry.target if isinstance(entry.target, str) else _dotted(entry.target)
-        rows.append({"name": name, "modality": entry.modality, "target": target, "source": entry.source})
+        row = {"name": name, "modality": entry.modality, "space": space_family(name, load=False),
+               "target": target, "source": entry.source}
+        if describe:
+            row["dim"], row["error"] = None, None
+            try:
+                row["dim"] = int(get_encoder(name).output_dim)
+            except Exception as e:  # weights not on disk, a missing extra: report, go on
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        rows.append(row)
     return rows
+
+
+def space_family(name: str, *, load: bool = True) -> str | None:
+    """The space family of the encoder registered as ``name`` (see the module doc).
+
+    Args:
+        name (str): A registry name.
+        load (bool, optional): Import an entry-point class to read its ``space_family``;
+            otherwise such an entry reports ``None`` until used. (default: :obj:`True`)
+    """
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        _load_entry_points()
+        entry = _REGISTRY.get(name)
+    if entry is None:
+        raise ValueError(f"Unknown encoder {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    if entry.space is not None:
+        return entry.space
+    if entry.cls is None and not load:
+        return None
+    cls = _resolve(name, entry)
+    return getattr(cls, "space_family", None) or name
+
+
+def space_members(family: str) -> dict[str, str | None]:
+    """Encoders of one space family: ``{registry name: modality}``.
+
+    Example:
+        >>> space_members("clip")
+        {'clip-text': 'text', 'image': 'image'}
+    """
+    out = {}
+    for row in list_encoders(load=True):
+        if row["space"] == family:
+            out[row["name"]] = row["modality"]
+    return out
 
 
 def _load_entry_points() -> None:
@@ -196,14 +259,15 @@ def _describe(entry: _Entry) -> str:
     return f"{entry.source} {target}"
 
 
-#: Built-in encoders: name -> (dotted path, modality). Imported on first use.
-_BUILTINS: dict[str, tuple[str, str]] = {
-    "text": ("ctxrec.modalities.text:TextEncoder", "text"),
-    "image": ("ctxrec.modalities.image:ImageEncoder", "image"),
-    "clip-text": ("ctxrec.modalities.image:TextTowerEncoder", "text"),
-    "audio": ("ctxrec.modalities.audio:AudioEncoder", "audio"),
-    "clap": ("ctxrec.modalities.audio:ClapEncoder", "audio"),
+#: Built-in encoders: name -> (dotted path, modality, space family). Imported on first use.
+_BUILTINS: dict[str, tuple[str, str, str]] = {
+    "text": ("ctxrec.modalities.text:TextEncoder", "text", "text"),
+    "image": ("ctxrec.modalities.image:ImageEncoder", "image", "clip"),
+    "clip-text": ("ctxrec.modalities.image:TextTowerEncoder", "text", "clip"),
+    "audio": ("ctxrec.modalities.audio:AudioEncoder", "audio", "logmel"),
+    "clap": ("ctxrec.modalities.clap:ClapEncoder", "audio", "clap"),
+    "clap-text": ("ctxrec.modalities.clap:ClapTextEncoder", "text", "clap"),
 }
-for _name, (_target, _modality) in _BUILTINS.items():
-    _REGISTRY[_name] = _Entry(target=_target, modality=_modality, source="built-in")
-del _name, _target, _modality
+for _name, (_target, _modality, _space) in _BUILTINS.items():
+    _REGISTRY[_name] = _Entry(target=_target, modality=_modality, source="built-in", space=_space)
+del _name, _target, _modality, _space

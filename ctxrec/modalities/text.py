@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, as_text, is_missing
+from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, as_text, is_missing, quiet_loading
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default model; it resolves to the bundled local copy.
@@ -161,7 +161,8 @@ class TextEncoder(Encoder):
             st = require("sentence_transformers", "TextEncoder")
             local = self._source == "local"
             try:
-                model = st.SentenceTransformer(self._location, device=self.device, local_files_only=local)
+                with quiet_loading():
+                    model = st.SentenceTransformer(self._location, device=self.device, local_files_only=local)
             except OSError as e:
                 where = f"folder {self._location!r}" if local else f"Hugging Face model {self._location!r}"
                 raise OSError(
