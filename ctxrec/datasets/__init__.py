@@ -1,4 +1,5 @@
-"""Data sets: a synthetic multimodal world with known right answers."""
+"""Data sets: a synthetic multimodal world with known right answers, and a MovieLens-100K loader."""
+from ctxrec.datasets.movielens import MovieLens, MovieLensWarning, load_movielens
 from ctxrec.datasets.synthetic import (
     ACTIONS,
     DAYPART_MOOD,
@@ -29,4 +30,7 @@ __all__ = [
     "WEEKEND_TEMPO",
     "PLACE_BOOST",
     "QUALITY_WEIGHT",
+    "MovieLens",
+    "MovieLensWarning",
+    "load_movielens",
 ]

@@ -1,15 +1,45 @@
-"""Losses for implicit feedback."""
+"""Losses for implicit feedback over dot-product scores.
+
+Every trainable model hands the trainer a :class:`BatchEmbeddings` (query vectors, the
+positive items' vectors, the sampled negatives' vectors and a regulariser); the loss
+named in :class:`~ctxrec.training.trainer.TrainConfig` turns it into a scalar. Keeping the
+loss out of the models lets every model train with BPR or sampled softmax, with or
+without in-batch negatives.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
+LOSSES = ("bpr", "softmax")
 
 
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+@dataclass
+class BatchEmbeddings:
+    """What a model computes for one batch of training events.
+
+    Attributes:
+        query: ``[B, d]`` user (in context) vectors.
+        pos: ``[B, d]`` vectors of the positive items.
+        neg: ``[B, N, d]`` vectors of the sampled negatives.
+        reg: scalar regulariser already weighted by the model (0 for none).
+    """
+
+    query: Tensor
+    pos: Tensor
+    neg: Tensor
+    reg: Tensor | float = 0.0
+
+
+def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
     """Bayesian Personalised Ranking (Rendle et al., 2009, https://arxiv.org/abs/1205.2618).
 
     :math:`\\mathcal{L} = -\\frac{1}{B}\\sum_b \\log \\sigma(s^+_b - s^-_b)`, averaged over
-    every negative when ``neg`` is [B, N].
+    every negative when ``neg`` is [B, N]. Masked-out negatives (``-inf``) are ignored.
 
     Args:
         pos (Tensor [B]): scores of positive items.
@@ -17,4 +47,43 @@ def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """
     if neg.dim() == 1:
         neg = neg.unsqueeze(1)
-    return -F.logsigmoid(pos.unsqueeze(1) - neg).mean()
+    valid = torch.isfinite(neg)
+    terms = -F.logsigmoid(pos.unsqueeze(1) - torch.where(valid, neg, torch.zeros_like(neg)))
+    return (terms * valid).sum() / valid.sum().clamp(min=1)
+
+
+def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
+    """Sampled softmax: cross-entropy of the positive against its negatives.
+
+    :math:`\\mathcal{L} = -\\frac{1}{B}\\sum_b \\log \\frac{e^{s^+_b/\\tau}}{e^{s^+_b/\\tau} +
+    \\sum_n e^{s^-_{bn}/\\tau}}`. Negatives are drawn uniformly, so no log-Q correction is
+    needed; ``-inf`` negatives drop out.
+    """
+    logits = torch.cat([pos.unsqueeze(1), neg if neg.dim() == 2 else neg.unsqueeze(1)], 1) / temperature
+    return -torch.log_softmax(logits, 1)[:, 0].mean()
+
+
+def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0,
+               in_batch: Optional[Tensor] = None) -> Tensor:
+    """The named loss of one batch.
+
+    Args:
+        emb: the model's :class:`BatchEmbeddings`.
+        loss: ``"bpr"`` or ``"softmax"``.
+        temperature: softmax temperature.
+        in_batch: ``[B, B]`` bool, where the other events' positive items may serve as
+            negatives (False on the diagonal, for the same item and for the user's own
+            positives); ``None`` for sampled negatives only.
+    """
+    pos = (emb.query * emb.pos).sum(-1)
+    neg = torch.einsum("bd,bnd->bn", emb.query, emb.neg)
+    if in_batch is not None:
+        cross = emb.query @ emb.pos.T
+        neg = torch.cat([neg, cross.masked_fill(~in_batch, float("-inf"))], 1)
+    if loss == "bpr":
+        value = bpr_loss(pos, neg)
+    elif loss == "softmax":
+        value = softmax_loss(pos, neg, temperature)
+    else:
+        raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}")
+    return value + emb.reg

@@ -1,17 +1,28 @@
-"""One training loop for every trainable model: mini-batches of training events,
-BPR with sampled negatives, validation each epoch, early stopping on validation
-only, the best weights restored at the end."""
+"""One training loop for every trainable model.
+
+Mini-batches of training events (user, item, context) with negatives that are never the
+user's positives, a loss chosen by name (BPR or sampled softmax, optionally with in-batch
+negatives), validation each epoch, early stopping and model selection on validation only,
+the best weights restored at the end. The same loop runs on CPU or GPU (AMP with bfloat16
+on CUDA), resumes from a safetensors checkpoint, and runs data-parallel under ``torchrun``
+(each process takes a shard of every batch; gradients are averaged by DDP).
+
+A model plugs in with ``prepare(graph)``, ``batch(users, items, negatives, context) ->
+BatchEmbeddings`` and the :class:`~ctxrec.training.recommender.Recommender` interface.
+"""
 from __future__ import annotations
 
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 import torch
+from torch import nn
 
 from ctxrec.graph.export import RecGraph
+from ctxrec.training.losses import LOSSES, batch_loss
 from ctxrec.training.recommender import Context
 from ctxrec.training.sampling import NegativeSampler
 
@@ -22,14 +33,24 @@ class TrainConfig:
 
     Args:
         epochs: maximum epochs (default: 100).
-        batch_size: training events per step (default: 4096).
+        batch_size: training events per step, over all processes (default: 4096).
         lr: Adam learning rate (default: 0.005).
         weight_decay: Adam weight decay (default: 0.0).
         num_negatives: sampled negatives per positive (default: 4).
+        loss: ``"bpr"`` or ``"softmax"`` (sampled softmax) (default: "bpr").
+        temperature: softmax temperature (default: 1.0).
+        in_batch_negatives: also use the batch's other positive items as negatives, except
+            the user's own positives (default: False).
+        num_neighbors: neighbours sampled per hop for mini-batch message passing (e.g.
+            ``[10, 5]``; ``-1`` takes all); ``None`` propagates over the full graph for every
+            batch, which is faster for small graphs (default: None).
         patience: epochs without a better validation metric before stopping (default: 10).
         metric: validation metric for early stopping and model selection (default: "ndcg@20").
         seed: seed for initialisation, shuffling and sampling (default: 0).
-        device: "cpu", "cuda", or None for automatic (default: None).
+        device: "cpu", "cuda", "cuda:1", or None for automatic (default: None).
+        amp: bfloat16 autocast when training on CUDA; ignored on CPU (default: True).
+        checkpoint_dir: write a checkpoint there after every epoch (default: None).
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one (default: True).
         progress: show a progress bar with the loss and validation metric (default: False).
     """
 
@@ -38,11 +59,31 @@ class TrainConfig:
     lr: float = 0.005
     weight_decay: float = 0.0
     num_negatives: int = 4
+    loss: str = "bpr"
+    temperature: float = 1.0
+    in_batch_negatives: bool = False
+    num_neighbors: Optional[List[int]] = None
     patience: int = 10
     metric: str = "ndcg@20"
     seed: int = 0
     device: Optional[str] = None
+    amp: bool = True
+    checkpoint_dir: Optional[str] = None
+    resume: bool = True
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("epochs", "batch_size", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.num_negatives, int) or self.num_negatives < 0:
+            raise ValueError(f"TrainConfig.num_negatives must be >= 0, got {self.num_negatives!r}")
+        if self.num_negatives == 0 and not self.in_batch_negatives:
+            raise ValueError("TrainConfig: num_negatives=0 needs in_batch_negatives=True (no negatives otherwise)")
+        if not self.lr > 0 or not self.temperature > 0:
+            raise ValueError(f"TrainConfig.lr and temperature must be > 0, got {self.lr!r}, {self.temperature!r}")
 
 
 @dataclass
@@ -54,10 +95,10 @@ class History:
     best_epoch: int = -1
     best_val: float = -math.inf
     seconds: float = 0.0
+    resumed_from: int = -1
 
     def as_dict(self) -> Dict[str, object]:
-        return {"loss": self.loss, "val": self.val, "best_epoch": self.best_epoch,
-                "best_val": self.best_val, "seconds": self.seconds}
+        return asdict(self)
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -66,48 +107,107 @@ def resolve_device(device: Optional[str]) -> torch.device:
     return torch.device(device)
 
 
+def _dist():
+    """``(rank, world_size)`` of an initialised process group, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _Step(nn.Module):
+    """A model's training loss as ``forward``, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, sampler: NegativeSampler) -> None:
+        super().__init__()
+        self.model, self.cfg, self.sampler = model, cfg, sampler
+
+    def forward(self, users, items, negatives, time_slot, place):
+        emb = self.model.batch(users, items, negatives, Context(time_slot, place))
+        in_batch = None
+        if self.cfg.in_batch_negatives:
+            other = items.unsqueeze(0).expand(len(items), -1)
+            in_batch = ~self.sampler.is_positive(users.unsqueeze(1).expand_as(other).cpu(), other.cpu()).to(users.device)
+            in_batch &= items.unsqueeze(0) != items.unsqueeze(1)
+        return batch_loss(emb, self.cfg.loss, self.cfg.temperature, in_batch)
+
+
 class Trainer:
-    """Fits a model that has ``prepare(graph)`` and ``loss(users, items, negatives, context)``."""
+    """Fits a model that has ``prepare(graph)`` and ``batch(...) -> BatchEmbeddings``."""
 
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
 
     def fit(self, model, graph: RecGraph) -> History:
+        from ctxrec.training.checkpoint import load_checkpoint, save_checkpoint
+
         cfg = self.config
+        rank, world = _dist()
         torch.manual_seed(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)  # the same on every process: one global batch order
         device = resolve_device(cfg.device)
         model.prepare(graph)
         model.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         events = graph.train
         sampler = NegativeSampler(events.user, events.item, graph.num_items)
-        hist = History()
-        best_state = copy.deepcopy(model.state_dict())
-        bad_epochs = 0
-        start = time.perf_counter()
+        step = _Step(model, cfg, sampler)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None,
+                                           find_unused_parameters=True)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        hist, best_state, bad_epochs, first = History(), copy.deepcopy(model.state_dict()), 0, 0
+        if cfg.checkpoint_dir and cfg.resume:
+            meta = load_checkpoint(cfg.checkpoint_dir, model, opt, gen)
+            if meta is not None:
+                hist = History(**meta["history"])
+                hist.resumed_from = first = meta["epoch"] + 1
+                bad_epochs = meta["bad_epochs"]
+                best_state = _load_best(cfg.checkpoint_dir) or best_state
+        amp = cfg.amp and device.type == "cuda"
+        start = time.perf_counter() - hist.seconds
         bar = None
-        if cfg.progress:
+        if cfg.progress and rank == 0:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.epochs, desc=f"train {model.name}", leave=False)
-        for epoch in range(cfg.epochs):
+            bar = tqdm(total=cfg.epochs, initial=first, desc=f"train {model.name}", leave=False)
+        for epoch in range(first, cfg.epochs):
+            if bad_epochs >= cfg.patience:
+                break
             model.train()
             perm = torch.randperm(len(events), generator=gen)
             total, steps = 0.0, 0
             for lo in range(0, len(perm), cfg.batch_size):
                 b = perm[lo: lo + cfg.batch_size]
-                users, items = events.user[b], events.item[b]
-                neg = sampler.sample(users, cfg.num_negatives, generator=gen)
-                ctx = Context(events.time[b], events.place[b])
-                loss = model.loss(users.to(device), items.to(device), neg.to(device), ctx.to(device))
+                neg = sampler.sample(events.user[b], cfg.num_negatives, generator=gen)
+                share = 1.0
+                if world > 1:  # this process's shard of the global batch (and of its negatives)
+                    shard = torch.arange(rank, len(b), world)
+                    # DDP averages the shards' gradients; weighting each shard's mean loss by its
+                    # share of the batch makes that the whole batch's mean gradient, as on one
+                    # process, also when the shards differ in size
+                    share = len(shard) * world / len(b)
+                    if len(shard) == 0:  # fewer events than processes: join DDP's all-reduce with weight 0
+                        shard = shard.new_zeros(1)
+                    b, neg = b[shard], neg[shard]
+                args = (events.user[b], events.item[b], neg, events.time[b], events.place[b])
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = step(*(a.to(device) for a in args)) * share
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
                 steps += 1
+            if world > 1:  # the epoch's loss over every shard, not this process's alone
+                import torch.distributed as dist
+
+                t = torch.tensor([total / world], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+                dist.all_reduce(t)
+                total = float(t.item())
             model.eval()
-            val = model.evaluate("val").get(cfg.metric, 0.0)
+            val = self._validate(model, cfg.metric, rank, world, device)
             hist.loss.append(total / max(steps, 1))
             hist.val.append(val)
             if val > hist.best_val:
@@ -115,14 +215,51 @@ class Trainer:
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_epochs += 1
+            hist.seconds = time.perf_counter() - start
+            if cfg.checkpoint_dir and rank == 0:
+                if hist.best_epoch == epoch:  # before the checkpoint, whose JSON lands last
+                    _save_best(cfg.checkpoint_dir, best_state)
+                save_checkpoint(cfg.checkpoint_dir, model, opt, gen,
+                                {"epoch": epoch, "bad_epochs": bad_epochs, "history": hist.as_dict(),
+                                 "config": asdict(cfg), "model": model.name})
             if bar is not None:
                 bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", **{cfg.metric: f"{val:.4f}"})
                 bar.update(1)
-            if bad_epochs >= cfg.patience:
-                break
         if bar is not None:
             bar.close()
         model.load_state_dict(best_state)
         model.eval()
         hist.seconds = time.perf_counter() - start
         return hist
+
+    @staticmethod
+    def _validate(model, metric: str, rank: int, world: int, device: torch.device) -> float:
+        """Validation metric, computed on rank 0 and shared so every process stops together."""
+        val = model.evaluate("val").get(metric, 0.0) if rank == 0 else 0.0
+        if world > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([val], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+            dist.broadcast(t, 0)
+            val = float(t.item())
+        return val
+
+
+def _save_best(folder: str, state: Dict[str, torch.Tensor]) -> None:
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    tmp = Path(folder) / "best.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, Path(folder) / "best.safetensors")
+
+
+def _load_best(folder: str) -> Optional[Dict[str, torch.Tensor]]:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "best.safetensors"
+    return load_file(str(path)) if path.exists() else None

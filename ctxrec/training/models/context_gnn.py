@@ -23,7 +23,7 @@ from torch import nn
 
 from ctxrec.fusion import get_fusion
 from ctxrec.graph.export import RecGraph
-from ctxrec.training.losses import bpr_loss
+from ctxrec.training.losses import BatchEmbeddings
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig
 
@@ -91,6 +91,16 @@ class ContextGNN(nn.Module, Recommender):
                                    for _ in range(self.num_layers))
         self.query_mlp = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, h))
         self.drop = nn.Dropout(self.dropout)
+        self.sampler = None
+        fanout = self.train_config.num_neighbors
+        if fanout is not None:
+            from ctxrec.training.neighbor_sampler import make_neighbor_sampler
+
+            if len(fanout) != self.num_layers:
+                raise ValueError(f"TrainConfig.num_neighbors has {len(fanout)} hops ({fanout}) but ContextGNN has "
+                                 f"num_layers={self.num_layers}; give one fanout per layer, e.g. {[10] * self.num_layers}")
+            self.sampler = make_neighbor_sampler(data.edge_type_subgraph(self.edge_types), list(fanout),
+                                                 seed=self.train_config.seed)
 
     def fit(self, graph: RecGraph) -> "ContextGNN":
         self.history = Trainer(self.train_config).fit(self, graph)
@@ -100,35 +110,67 @@ class ContextGNN(nn.Module, Recommender):
         self._cache = None
         return super().train(mode)
 
-    def _inputs(self) -> Dict[str, torch.Tensor]:
+    def _inputs(self, nodes: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+        """Input vectors of every node, or of the global ids in ``nodes`` per type."""
         data = self.graph.data
         dev = self.session_init.device
         x = {}
         for t in data.node_types:
-            n = data[t].num_nodes
-            v = self.ids[t].weight if t in self.ids else self.session_init.expand(n, -1)
+            idx = None if nodes is None else nodes.get(t, torch.zeros(0, dtype=torch.long))
+            n = data[t].num_nodes if idx is None else len(idx)
+            if t in self.ids:
+                v = self.ids[t].weight if idx is None else self.ids[t](idx.to(dev))
+            else:
+                v = self.session_init.expand(n, -1)
             if t in self.fusion:
                 mods = self.fusion[t].modalities
-                feats = {m: data[t][f"x_{m}"].to(dev) for m in mods}
-                masks = {m: data[t][f"mask_{m}"].to(dev) for m in mods}
+                rows = slice(None) if idx is None else idx
+                feats = {m: data[t][f"x_{m}"][rows].to(dev) for m in mods}
+                masks = {m: data[t][f"mask_{m}"][rows].to(dev) for m in mods}
                 v = v + self.fusion[t](feats, masks)["fused"]
             x[t] = self.drop(v)
         return x
 
+    def _propagate(self, x: Dict[str, torch.Tensor], ei: Dict[tuple, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        for conv, norms in zip(self.convs, self.norms):
+            out = conv(x, ei)
+            x = {t: norms[t](x[t] + torch.relu(out[t])) if t in out else x[t] for t in x}
+        return x
+
     def encode(self) -> Dict[str, torch.Tensor]:
-        """Node representations for every node type after message passing."""
+        """Node representations for every node type after message passing over the full graph."""
         if not self.training and self._cache is not None:
             return self._cache
         data = self.graph.data
         dev = self.session_init.device
-        ei = {et: data[et].edge_index.to(dev) for et in self.edge_types}
-        x = self._inputs()
-        for conv, norms in zip(self.convs, self.norms):
-            out = conv(x, ei)
-            x = {t: norms[t](x[t] + torch.relu(out[t])) if t in out else x[t] for t in x}
+        x = self._propagate(self._inputs(), {et: data[et].edge_index.to(dev) for et in self.edge_types})
         if not self.training:
             self._cache = {t: v.detach() for t, v in x.items()}
         return x
+
+    def _sampled_batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
+        """One batch over a sampled subgraph around its users, items and context nodes."""
+        dev = self.session_init.device
+        t, p = context.time.cpu(), context.place.cpu()
+        groups = {"user": users.cpu(), "item": torch.cat([items.cpu(), negatives.cpu().reshape(-1)]),
+                  "time": t[t >= 0], "place": p[p >= 0]}
+        seeds, inverse = {}, {}
+        for key, ids in groups.items():
+            seeds[key], inverse[key] = torch.unique(ids, return_inverse=True)
+        out = self.sampler.sample({k: v for k, v in seeds.items() if v.numel()})
+        ei = {et: torch.stack([out.row[et], out.col[et]]).to(dev) for et in self.edge_types if et in out.row}
+        h = self._propagate(self._inputs(out.node), ei)  # seeds are the first nodes of their type
+        hu = h["user"][inverse["user"].to(dev)]
+        zeros = torch.zeros_like(hu)
+        ht, hp = zeros.clone(), zeros.clone()
+        if (t >= 0).any():
+            ht[(t >= 0).to(dev)] = h["time"][inverse["time"].to(dev)]
+        if (p >= 0).any():
+            hp[(p >= 0).to(dev)] = h["place"][inverse["place"].to(dev)]
+        item_rows = h["item"][inverse["item"].to(dev)]
+        pos, neg = item_rows[:len(items)], item_rows[len(items):].reshape(*negatives.shape, -1)
+        reg = (self.ids["user"].weight[users].pow(2).sum() + self.ids["item"].weight[items].pow(2).sum()) / len(users)
+        return BatchEmbeddings(self._query(hu, ht, hp), pos, neg, self.reg * reg)
 
     def query(self, h: Dict[str, torch.Tensor], users: torch.Tensor, context: Optional[Context]) -> torch.Tensor:
         hu = h["user"][users]
@@ -139,15 +181,17 @@ class ContextGNN(nn.Module, Recommender):
             t, p = context.time.to(hu.device), context.place.to(hu.device)
             ht = torch.where((t >= 0).unsqueeze(1), h["time"][t.clamp(min=0)], zeros)
             hp = torch.where((p >= 0).unsqueeze(1), h["place"][p.clamp(min=0)], zeros)
+        return self._query(hu, ht, hp)
+
+    def _query(self, hu: torch.Tensor, ht: torch.Tensor, hp: torch.Tensor) -> torch.Tensor:
         return hu + self.query_mlp(torch.cat([hu, ht, hp], 1))
 
-    def loss(self, users, items, negatives, context: Context) -> torch.Tensor:
+    def batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
+        if self.sampler is not None and self.training:
+            return self._sampled_batch(users, items, negatives, context)
         h = self.encode()
-        q = self.query(h, users, context)
-        pos = (q * h["item"][items]).sum(-1)
-        neg = (q.unsqueeze(1) * h["item"][negatives]).sum(-1)
         reg = (self.ids["user"].weight[users].pow(2).sum() + self.ids["item"].weight[items].pow(2).sum()) / len(users)
-        return bpr_loss(pos, neg) + self.reg * reg
+        return BatchEmbeddings(self.query(h, users, context), h["item"][items], h["item"][negatives], self.reg * reg)
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:

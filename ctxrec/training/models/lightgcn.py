@@ -9,7 +9,7 @@ from typing import Dict, Optional
 import torch
 
 from ctxrec.graph.export import RecGraph
-from ctxrec.training.losses import bpr_loss
+from ctxrec.training.losses import BatchEmbeddings
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig
 
@@ -65,15 +65,12 @@ class LightGCN(torch.nn.Module, Recommender):
             self._cache = emb.detach()
         return self._cache
 
-    def loss(self, users, items, negatives, context: Context) -> torch.Tensor:
+    def batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
         emb = self._embeddings()
         nu = self.graph.num_users
-        eu, ei, en = emb[users], emb[nu + items], emb[nu + negatives]
-        pos = (eu * ei).sum(-1)
-        neg = (eu.unsqueeze(1) * en).sum(-1)
         e0 = self.model.embedding.weight
         reg = (e0[users].pow(2).sum() + e0[nu + items].pow(2).sum() + e0[nu + negatives].pow(2).sum()) / len(users)
-        return bpr_loss(pos, neg) + self.reg * reg
+        return BatchEmbeddings(emb[users], emb[nu + items], emb[nu + negatives], self.reg * reg)
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
