@@ -359,6 +359,22 @@ def bench_encode(size: str = typer.Option("small", help="Synthetic world size (i
     run_bench(size=size, repeats=repeats, images=images, out_dir=str(out))
 
 
+@bench_app.command("context")
+def bench_context(seeds: str = typer.Option("0,1,2", help="World seeds, comma-separated (mean and std over them)."),
+                  world: str = typer.Option("context", help="Synthetic world size."),
+                  epochs: int = typer.Option(100, help="Maximum epochs per model (early stopping on validation)."),
+                  cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
+                  out: Path = typer.Option(Path("benchmarks"), help="Folder for context_world.json.")) -> None:
+    """Context GNN vs LightGCN vs the ground-truth oracle on the context world (NDCG@20, Recall@20)."""
+    from ctxrec.bench.context import run as run_bench
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"--seeds {seeds!r} must be integers separated by commas")
+    run_bench(seed_list, world=world, epochs=epochs, cache_dir=str(cache), out_dir=str(out))
+
+
 def main() -> None:
     app()
 

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from typing import Dict, List
 
 from ctxrec.bench.report import median, table, write_report
@@ -25,17 +24,11 @@ def worker(size: str, epochs: int, repeats: int) -> Dict[str, List[float]]:
     """In-process part: seconds per epoch for each model, ``repeats`` times."""
     import torch
 
-    from ctxrec.datasets.synthetic import SIZES, generate_world
-    from ctxrec.graph.build import build_graph
-    from ctxrec.graph.export import to_rec_graph
+    from ctxrec.datasets.graphs import synthetic_graph
     from ctxrec.training.models import make_model
     from ctxrec.training.trainer import TrainConfig
 
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        files = generate_world(replace(SIZES[size], images=False, audio=False)).write(tmp)
-        graph = to_rec_graph(build_graph(files["interactions"], files["items"], files["context"]).tables)
+    _, graph = synthetic_graph(size)
     out: Dict[str, List[float]] = {}
     for name in MODELS:
         times = []

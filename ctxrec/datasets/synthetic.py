@@ -146,13 +146,17 @@ class WorldConfig:
         return int(self.n_users * self.sessions_per_user * self.items_per_session)
 
 
-#: named sizes; ``tiny`` is for tests, ``small`` the default demo, ``large`` has >= 100k interactions
+#: named sizes; ``tiny`` is for tests, ``small`` the default demo, ``large`` has >= 100k interactions,
+#: ``context`` is the context benchmark's world
 SIZES: Dict[str, WorldConfig] = {
     "tiny": WorldConfig(n_users=30, n_items=40, n_places=3, sessions_per_user=8, items_per_session=4,
                         image_size=32, audio_seconds=0.25, days=60),
     "small": WorldConfig(),
     "medium": WorldConfig(n_users=1000, n_items=1000, n_places=8, sessions_per_user=15, days=180),
     "large": WorldConfig(n_users=3000, n_items=2000, n_places=12, sessions_per_user=16, days=365),
+    # the context benchmark's world: enough sessions per user that taste can be learned, so
+    # what separates models is whether they use the context
+    "context": WorldConfig(n_users=300, n_items=300, sessions_per_user=60, days=180),
 }
 
 

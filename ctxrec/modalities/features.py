@@ -9,7 +9,7 @@ models' ``features=`` refer to.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -45,16 +45,7 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
         Rows written per label, ``masked`` (rows without a usable input), and ``encoded`` /
         ``cached`` counts when a cache is used.
     """
-    from ctxrec.modalities.base import is_missing
-    from ctxrec.modalities.cache import FeatureCache
-    from ctxrec.modalities.registry import get_encoder
-
-    if encoder is None or isinstance(encoder, str):
-        encoder = get_encoder(encoder or "text")
-    text = encoder.modality == "text"
-    labels = tuple(labels or (("Item", "Time", "Place", "Category") if text else ("Item",)))
-    name = name or encoder.modality
-    cache: Optional[FeatureCache] = FeatureCache(cache_dir) if cache_dir is not None else None
+    encoder, labels, name, cache = _setup(encoder, labels, name, cache_dir)
     written: Dict[str, int] = {"masked": 0}
     parts = []
     for label in labels:
@@ -62,17 +53,7 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
         if nodes.empty:
             written[label] = 0
             continue
-        if text:
-            column: pd.Series = TEXT_OF[label](nodes)
-        elif encoder.input_column in nodes:
-            column = nodes[encoder.input_column]
-        else:
-            raise ValueError(f"{label} nodes have no column {encoder.input_column!r} for encoder {encoder.name!r}")
-        inputs = [None if is_missing(v) else v for v in column]
-        if cache is not None:
-            vecs, mask = cache.encode(encoder, inputs, batch_size=batch_size, progress=progress)
-        else:
-            vecs, mask = encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
+        vecs, mask = encode_nodes(label, nodes, encoder, cache, batch_size, progress)
         written[label] = store.write_vectors(label, name, nodes["id"].tolist(), vecs.numpy())
         written["masked"] += int((~mask).sum())
         parts.append((label, nodes["id"].tolist(), vecs.numpy(), mask.numpy()))
@@ -83,3 +64,55 @@ def encode_store(store, encoder=None, cache_dir: str | Path | None = None,
     if cache is not None:
         written["encoded"], written["cached"] = cache.encoded, cache.hits
     return written
+
+
+def encode_tables(tables, encoder=None, cache_dir: str | Path | None = None,
+                  labels: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
+                  progress: bool = False, name: Optional[str] = None) -> Dict[Tuple[str, str], tuple]:
+    """Like :func:`encode_store`, for :class:`~ctxrec.graph.tables.GraphTables` held in memory.
+
+    Returns:
+        ``{(label, name): (ids, float32 [N, d])}``, the ``vectors`` argument of
+        :func:`~ctxrec.graph.export.to_rec_graph`.
+    """
+    encoder, labels, name, cache = _setup(encoder, labels, name, cache_dir)
+    out = {}
+    for label in labels:
+        nodes = tables.nodes.get(label)
+        if nodes is None or nodes.empty:
+            continue
+        vecs, _ = encode_nodes(label, nodes, encoder, cache, batch_size, progress)
+        out[(label, name)] = (nodes["id"].astype(str).to_numpy(), vecs.numpy())
+    return out
+
+
+def encode_nodes(label: str, nodes: pd.DataFrame, encoder, cache=None, batch_size: Optional[int] = None,
+                 progress: bool = False):
+    """Encode one label's node frame: ``([N, d] float32, [N] bool present)``.
+
+    A text encoder reads the text :data:`TEXT_OF` builds; others read their input column.
+    """
+    from ctxrec.modalities.base import is_missing
+
+    if encoder.modality == "text":
+        column: pd.Series = TEXT_OF[label](nodes)
+    elif encoder.input_column in nodes:
+        column = nodes[encoder.input_column]
+    else:
+        raise ValueError(f"{label} nodes have no column {encoder.input_column!r} for encoder {encoder.name!r}")
+    inputs = [None if is_missing(v) else v for v in column]
+    if cache is not None:
+        return cache.encode(encoder, inputs, batch_size=batch_size, progress=progress)
+    return encoder.encode_all(inputs, batch_size=batch_size, progress=progress)
+
+
+def _setup(encoder, labels, name, cache_dir):
+    from ctxrec.modalities.cache import FeatureCache
+    from ctxrec.modalities.registry import get_encoder
+
+    if encoder is None or isinstance(encoder, str):
+        encoder = get_encoder(encoder or "text")
+    text = encoder.modality == "text"
+    labels = tuple(labels or (("Item", "Time", "Place", "Category") if text else ("Item",)))
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    return encoder, labels, name or encoder.modality, cache

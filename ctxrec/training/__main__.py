@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -55,17 +54,9 @@ def synthetic_graph(size: str, seed: int = 0):
 
     The same ``(size, seed)`` gives the same graph in every process.
     """
-    from dataclasses import replace
+    from ctxrec.datasets.graphs import synthetic_graph as build
 
-    from ctxrec.datasets.synthetic import SIZES, generate_world
-    from ctxrec.graph.build import build_graph
-    from ctxrec.graph.export import to_rec_graph
-
-    world = generate_world(replace(SIZES[size], images=False, audio=False, seed=seed))
-    with tempfile.TemporaryDirectory(prefix="ctxrec-world-") as tmp:
-        files = world.write(tmp)  # build_graph reads files; no images or audio are rendered
-        tables = build_graph(files["interactions"], files["items"], files["context"]).tables
-    return to_rec_graph(tables)
+    return build(size, seed=seed)[1]
 
 
 def store_graph(db: Path):

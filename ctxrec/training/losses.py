@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LOSSES = ("bpr", "softmax")
+LOSSES = ("bpr", "softmax", "full_softmax")
 
 
 @dataclass
@@ -27,12 +27,16 @@ class BatchEmbeddings:
         pos: ``[B, d]`` vectors of the positive items.
         neg: ``[B, N, d]`` vectors of the sampled negatives.
         reg: scalar regulariser already weighted by the model (0 for none).
+        catalogue: ``[n_items, d]`` vectors of every item, for ``full_softmax``.
+        targets: ``[B]`` catalogue rows of the positives, for ``full_softmax``.
     """
 
     query: Tensor
     pos: Tensor
     neg: Tensor
     reg: Tensor | float = 0.0
+    catalogue: Optional[Tensor] = None
+    targets: Optional[Tensor] = None
 
 
 def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
@@ -67,14 +71,26 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
                in_batch: Optional[Tensor] = None) -> Tensor:
     """The named loss of one batch.
 
+    ``full_softmax`` is the exact likelihood of each positive among all items
+    (cross-entropy over the catalogue). Unlike sampled negatives, its denominator keeps the
+    user's other positives, which is what ranks them against each other: on the synthetic
+    context world it reached 0.94 of the oracle's NDCG@20 where 64 sampled negatives that
+    skip the user's positives stopped near 0.87 (BENCHMARKS.md). It costs ``B x n_items``
+    scores per step, fine up to a catalogue of ~100k items.
+
     Args:
         emb: the model's :class:`BatchEmbeddings`.
-        loss: ``"bpr"`` or ``"softmax"``.
+        loss: ``"bpr"``, ``"softmax"`` or ``"full_softmax"``.
         temperature: softmax temperature.
         in_batch: ``[B, B]`` bool, where the other events' positive items may serve as
             negatives (False on the diagonal, for the same item and for the user's own
             positives); ``None`` for sampled negatives only.
     """
+    if loss == "full_softmax":
+        if emb.catalogue is None or emb.targets is None:
+            raise ValueError("full_softmax needs the model's BatchEmbeddings.catalogue and .targets")
+        logits = emb.query @ emb.catalogue.T / temperature
+        return F.cross_entropy(logits.float(), emb.targets) + emb.reg
     pos = (emb.query * emb.pos).sum(-1)
     neg = torch.einsum("bd,bnd->bn", emb.query, emb.neg)
     if in_batch is not None:

@@ -37,7 +37,8 @@ class TrainConfig:
         lr: Adam learning rate (default: 0.005).
         weight_decay: Adam weight decay (default: 0.0).
         num_negatives: sampled negatives per positive (default: 4).
-        loss: ``"bpr"`` or ``"softmax"`` (sampled softmax) (default: "bpr").
+        loss: ``"bpr"``, ``"softmax"`` (sampled) or ``"full_softmax"`` (over every item;
+            ``num_negatives`` is then unused) (default: "full_softmax").
         temperature: softmax temperature (default: 1.0).
         in_batch_negatives: also use the batch's other positive items as negatives, except
             the user's own positives (default: False).
@@ -59,7 +60,7 @@ class TrainConfig:
     lr: float = 0.005
     weight_decay: float = 0.0
     num_negatives: int = 4
-    loss: str = "bpr"
+    loss: str = "full_softmax"
     temperature: float = 1.0
     in_batch_negatives: bool = False
     num_neighbors: Optional[List[int]] = None
@@ -80,7 +81,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.num_negatives, int) or self.num_negatives < 0:
             raise ValueError(f"TrainConfig.num_negatives must be >= 0, got {self.num_negatives!r}")
-        if self.num_negatives == 0 and not self.in_batch_negatives:
+        if self.num_negatives == 0 and not self.in_batch_negatives and self.loss != "full_softmax":
             raise ValueError("TrainConfig: num_negatives=0 needs in_batch_negatives=True (no negatives otherwise)")
         if not self.lr > 0 or not self.temperature > 0:
             raise ValueError(f"TrainConfig.lr and temperature must be > 0, got {self.lr!r}, {self.temperature!r}")
@@ -124,7 +125,8 @@ class _Step(nn.Module):
         self.model, self.cfg, self.sampler = model, cfg, sampler
 
     def forward(self, users, items, negatives, time_slot, place):
-        emb = self.model.batch(users, items, negatives, Context(time_slot, place))
+        full = self.cfg.loss == "full_softmax"
+        emb = self.model.batch(users, items, negatives, Context(time_slot, place), catalogue=full)
         in_batch = None
         if self.cfg.in_batch_negatives:
             other = items.unsqueeze(0).expand(len(items), -1)
@@ -181,7 +183,10 @@ class Trainer:
             total, steps = 0.0, 0
             for lo in range(0, len(perm), cfg.batch_size):
                 b = perm[lo: lo + cfg.batch_size]
-                neg = sampler.sample(events.user[b], cfg.num_negatives, generator=gen)
+                if cfg.loss == "full_softmax":
+                    neg = torch.zeros(len(b), 0, dtype=torch.long)
+                else:
+                    neg = sampler.sample(events.user[b], cfg.num_negatives, generator=gen)
                 share = 1.0
                 if world > 1:  # this process's shard of the global batch (and of its negatives)
                     shard = torch.arange(rank, len(b), world)

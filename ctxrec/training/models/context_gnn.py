@@ -41,6 +41,9 @@ class ContextGNN(nn.Module, Recommender):
         train: a :class:`TrainConfig` or its fields (default: ``TrainConfig()``).
         fusion: how node modality features are fused: ``"mean"``, ``"concat"``, ``"gated"``
             or ``"attention"`` (default: ``"mean"``).
+        item_ids: give items a learned ID embedding besides their features; without it
+            items are only what their features say, which generalises to items with few
+            interactions (ignored when items have no features) (default: True).
 
     Example:
         >>> model = ContextGNN(hidden=32).fit(graph)  # doctest: +SKIP
@@ -52,8 +55,9 @@ class ContextGNN(nn.Module, Recommender):
 
     def __init__(self, hidden: int = 64, num_layers: int = 2, features: Sequence[str] = ("text",),
                  dropout: float = 0.1, reg: float = 1e-4, train: TrainConfig | dict | None = None,
-                 fusion: str = "mean") -> None:
+                 fusion: str = "mean", item_ids: bool = True) -> None:
         nn.Module.__init__(self)
+        self.item_ids = item_ids
         self.hidden, self.num_layers, self.features = hidden, num_layers, tuple(features)
         self.dropout, self.reg = dropout, reg
         self.fusion_name = fusion  # `self.fusion` is the ModuleDict built in prepare()
@@ -63,7 +67,7 @@ class ContextGNN(nn.Module, Recommender):
 
     def config(self) -> dict:
         return {"hidden": self.hidden, "num_layers": self.num_layers, "features": list(self.features),
-                "dropout": self.dropout, "reg": self.reg, "fusion": self.fusion_name,
+                "dropout": self.dropout, "reg": self.reg, "fusion": self.fusion_name, "item_ids": self.item_ids,
                 "train": asdict(self.train_config)}
 
     def prepare(self, graph: RecGraph) -> None:
@@ -73,10 +77,15 @@ class ContextGNN(nn.Module, Recommender):
         torch.manual_seed(self.train_config.seed)
         data = graph.data
         h = self.hidden
-        self.ids = nn.ModuleDict({t: nn.Embedding(data[t].num_nodes, h) for t in self.ID_TYPES})
+        has_features = any(f"x_{m}" in data["item"] for m in self.features)
+        id_types = [t for t in self.ID_TYPES if t != "item" or self.item_ids or not has_features]
+        self.ids = nn.ModuleDict({t: nn.Embedding(data[t].num_nodes, h) for t in id_types})
         for emb in self.ids.values():
             nn.init.normal_(emb.weight, std=0.1)
         self.session_init = nn.Parameter(torch.zeros(h))
+        # an item's context-free appeal (quality, popularity): scores are q . h_i + b_i
+        self.item_bias = nn.Embedding(data["item"].num_nodes, 1)
+        nn.init.zeros_(self.item_bias.weight)
         self.fusion = nn.ModuleDict()
         for t in data.node_types:
             dims = {m: data[t][f"x_{m}"].size(1) for m in self.features if f"x_{m}" in data[t]}
@@ -148,11 +157,14 @@ class ContextGNN(nn.Module, Recommender):
             self._cache = {t: v.detach() for t, v in x.items()}
         return x
 
-    def _sampled_batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
+    def _sampled_batch(self, users, items, negatives, context: Context, catalogue: bool) -> BatchEmbeddings:
         """One batch over a sampled subgraph around its users, items and context nodes."""
         dev = self.session_init.device
         t, p = context.time.cpu(), context.place.cpu()
-        groups = {"user": users.cpu(), "item": torch.cat([items.cpu(), negatives.cpu().reshape(-1)]),
+        item_seeds = torch.cat([items.cpu(), negatives.cpu().reshape(-1)])
+        if catalogue:  # every item's vector: seed them all (ids first, in order)
+            item_seeds = torch.cat([torch.arange(self.graph.num_items), item_seeds])
+        groups = {"user": users.cpu(), "item": item_seeds,
                   "time": t[t >= 0], "place": p[p >= 0]}
         seeds, inverse = {}, {}
         for key, ids in groups.items():
@@ -167,10 +179,14 @@ class ContextGNN(nn.Module, Recommender):
             ht[(t >= 0).to(dev)] = h["time"][inverse["time"].to(dev)]
         if (p >= 0).any():
             hp[(p >= 0).to(dev)] = h["place"][inverse["place"].to(dev)]
-        item_rows = h["item"][inverse["item"].to(dev)]
-        pos, neg = item_rows[:len(items)], item_rows[len(items):].reshape(*negatives.shape, -1)
-        reg = (self.ids["user"].weight[users].pow(2).sum() + self.ids["item"].weight[items].pow(2).sum()) / len(users)
-        return BatchEmbeddings(self._query(hu, ht, hp), pos, neg, self.reg * reg)
+        item_rows = self._items(h["item"][inverse["item"].to(dev)], seeds["item"].to(dev)[inverse["item"].to(dev)])
+        skip = self.graph.num_items if catalogue else 0
+        pos = item_rows[skip:skip + len(items)]
+        neg = item_rows[skip + len(items):].reshape(*negatives.shape, -1)
+        out = BatchEmbeddings(self._query(hu, ht, hp), pos, neg, self._reg(users, items))
+        if catalogue:
+            out.catalogue, out.targets = item_rows[:skip], items
+        return out
 
     def query(self, h: Dict[str, torch.Tensor], users: torch.Tensor, context: Optional[Context]) -> torch.Tensor:
         hu = h["user"][users]
@@ -183,20 +199,38 @@ class ContextGNN(nn.Module, Recommender):
             hp = torch.where((p >= 0).unsqueeze(1), h["place"][p.clamp(min=0)], zeros)
         return self._query(hu, ht, hp)
 
-    def _query(self, hu: torch.Tensor, ht: torch.Tensor, hp: torch.Tensor) -> torch.Tensor:
-        return hu + self.query_mlp(torch.cat([hu, ht, hp], 1))
+    def _reg(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """L2 of the batch's ID embeddings, weighted by ``reg``."""
+        total = self.ids["user"].weight[users].pow(2).sum()
+        if "item" in self.ids:
+            total = total + self.ids["item"].weight[items].pow(2).sum()
+        return self.reg * total / len(users)
 
-    def batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
+    def _query(self, hu: torch.Tensor, ht: torch.Tensor, hp: torch.Tensor) -> torch.Tensor:
+        q = hu + self.query_mlp(torch.cat([hu, ht, hp], 1))
+        return torch.cat([q, torch.ones_like(q[:, :1])], 1)  # the 1 meets the item bias
+
+    def _items(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Item vectors with the bias appended, so a dot product with a query adds it."""
+        return torch.cat([h, self.item_bias(items)], -1)
+
+    def batch(self, users, items, negatives, context: Context, catalogue: bool = False) -> BatchEmbeddings:
         if self.sampler is not None and self.training:
-            return self._sampled_batch(users, items, negatives, context)
+            return self._sampled_batch(users, items, negatives, context, catalogue)
         h = self.encode()
-        reg = (self.ids["user"].weight[users].pow(2).sum() + self.ids["item"].weight[items].pow(2).sum()) / len(users)
-        return BatchEmbeddings(self.query(h, users, context), h["item"][items], h["item"][negatives], self.reg * reg)
+        reg = self._reg(users, items)
+        out = BatchEmbeddings(self.query(h, users, context), self._items(h["item"][items], items),
+                              self._items(h["item"][negatives], negatives), reg)
+        if catalogue:
+            out.catalogue = self._items(h["item"], torch.arange(h["item"].size(0), device=h["item"].device))
+            out.targets = items
+        return out
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
         h = self.encode()
-        return self.query(h, users.to(self.session_init.device), context) @ h["item"].T
+        items = self._items(h["item"], torch.arange(h["item"].size(0), device=h["item"].device))
+        return self.query(h, users.to(self.session_init.device), context) @ items.T
 
     def item_embeddings(self) -> torch.Tensor:
         return self.encode()["item"].detach()

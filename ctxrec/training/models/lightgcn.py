@@ -65,12 +65,15 @@ class LightGCN(torch.nn.Module, Recommender):
             self._cache = emb.detach()
         return self._cache
 
-    def batch(self, users, items, negatives, context: Context) -> BatchEmbeddings:
+    def batch(self, users, items, negatives, context: Context, catalogue: bool = False) -> BatchEmbeddings:
         emb = self._embeddings()
         nu = self.graph.num_users
         e0 = self.model.embedding.weight
         reg = (e0[users].pow(2).sum() + e0[nu + items].pow(2).sum() + e0[nu + negatives].pow(2).sum()) / len(users)
-        return BatchEmbeddings(emb[users], emb[nu + items], emb[nu + negatives], self.reg * reg)
+        out = BatchEmbeddings(emb[users], emb[nu + items], emb[nu + negatives], self.reg * reg)
+        if catalogue:
+            out.catalogue, out.targets = emb[nu:], items
+        return out
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
