@@ -375,6 +375,21 @@ def bench_context(seeds: str = typer.Option("0,1,2", help="World seeds, comma-se
     run_bench(seed_list, world=world, epochs=epochs, cache_dir=str(cache), out_dir=str(out))
 
 
+@bench_app.command("scale")
+def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multiples of the base user count."),
+                base_users: int = typer.Option(6250, help="Users at 1x (x 20 sessions x 5 events)."),
+                batch_size: int = typer.Option(8192, help="Training events per step."),
+                out: Path = typer.Option(Path("benchmarks"), help="Folder for scale.json.")) -> None:
+    """Seconds per epoch and peak RSS of mini-batch training at growing world sizes."""
+    from ctxrec.bench.scale import run as run_bench
+
+    try:
+        sizes = [int(f) for f in factors.split(",") if f.strip()]
+    except ValueError:
+        _fail(f"--factors {factors!r} must be integers separated by commas")
+    run_bench(sizes, base_users=base_users, batch_size=batch_size, out_dir=str(out))
+
+
 def main() -> None:
     app()
 

@@ -79,7 +79,8 @@ class Alignment(nn.Module):
         if x.dim() != 2 or x.size(1) != self.dims[modality]:
             raise ValueError(f"Alignment.project({modality!r}): expected [N, {self.dims[modality]}], "
                              f"got {tuple(x.shape)}")
-        return F.normalize(self.heads[modality](self.scale(modality, x)), dim=-1)
+        out = F.normalize(self.heads[modality](self.scale(modality, x)), dim=-1)
+        return out if self.training else out.detach()  # after fit: plain vectors for search and plots
 
     def pairs(self) -> List[Tuple[str, str]]:
         return list(itertools.combinations(self.modalities, 2))

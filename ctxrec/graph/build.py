@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import context as ctx
-from ctxrec.graph.readers import RejectLog, parse_times, read_table, reject_rows
+from ctxrec.graph.readers import RejectLog, map_unique, parse_times, read_table, reject_rows
 from ctxrec.graph.schema import ACTION_WEIGHTS
 from ctxrec.graph.tables import GraphTables
 
@@ -89,10 +89,10 @@ def build_graph(
 
     sessions = ctx.sessionize(inter["user_id"], inter["time"], config.session_gap_minutes,
                               inter["session_id"] if "session_id" in inter else None)
-    inter = inter.assign(session=sessions.to_numpy(), place=inter["location"].map(ctx.normalize_place)
+    inter = inter.assign(session=sessions.to_numpy(), place=map_unique(inter["location"], ctx.normalize_place)
                          if "location" in inter else "")
     inter = inter.sort_values(["session", "time", "_row"], kind="stable")
-    inter["weight"] = inter["action"].map(lambda a: ACTION_WEIGHTS.get(a, 1.0))
+    inter["weight"] = map_unique(inter["action"], lambda a: ACTION_WEIGHTS.get(a, 1.0)).astype(float)
     inter["ts"] = ctx.unix_seconds(inter["time"])
 
     nodes: Dict[str, pd.DataFrame] = {}
@@ -113,20 +113,25 @@ def build_graph(
     sess["start_ts"] = g["ts"].min().to_numpy()
     sess["end_ts"] = g["ts"].max().to_numpy()
     sess["time_slot"] = ctx.time_slots(g["time"].min()).to_numpy()
-    sess["place"] = g["place"].agg(_mode).to_numpy()
+    sess["place"] = _mode_per_group(inter["session"], inter["place"]).reindex(sess["id"]).fillna("").to_numpy()
     nodes["Session"] = sess
     edges["OPENED"] = pd.DataFrame({"src": sess["user_id"], "dst": sess["id"]})
     edges["AT_TIME"] = pd.DataFrame({"src": sess["id"], "dst": sess["time_slot"]})
     edges["AT_PLACE"] = sess.loc[sess["place"] != "", ["id", "place"]].set_axis(["src", "dst"], axis=1)
 
     inter["pos"] = inter.groupby("session").cumcount()
+    # the strongest action of a group, as the max of a rank (vectorised; no Python per group)
+    ranked = sorted(set(inter["action"]), key=lambda a: (ACTION_WEIGHTS.get(a, 1.0), a))
+    inter["action_rank"] = inter["action"].map({a: k for k, a in enumerate(ranked)}).astype("int64")
     contains = inter.groupby(["session", "item_id"], sort=True).agg(
-        pos=("pos", "min"), ts=("ts", "min"), action=("action", lambda a: _strongest(a)))
+        pos=("pos", "min"), ts=("ts", "min"), action_rank=("action_rank", "max"))
+    contains["action"] = np.asarray(ranked, dtype=object)[contains.pop("action_rank").to_numpy()]
     edges["CONTAINS"] = contains.reset_index().rename(columns={"session": "src", "item_id": "dst"})
 
     pairs = inter.groupby(["user_id", "item_id"], sort=True).agg(
-        action=("action", lambda a: _strongest(a)), first_ts=("ts", "min"), ts=("ts", "max"),
+        action_rank=("action_rank", "max"), first_ts=("ts", "min"), ts=("ts", "max"),
         weight=("weight", "sum"), count=("ts", "size"))
+    pairs.insert(0, "action", np.asarray(ranked, dtype=object)[pairs.pop("action_rank").to_numpy()])
     edges["INTERACTED"] = pairs.reset_index().rename(columns={"user_id": "src", "item_id": "dst"})
 
     times = pd.DataFrame({"id": list(ctx.TIME_SLOTS)})
@@ -168,16 +173,14 @@ def build_graph(
     return BuildResult(tables, log, summary, written)
 
 
-def _strongest(actions: pd.Series) -> str:
-    return max(actions, key=lambda a: (ACTION_WEIGHTS.get(a, 1.0), a))
-
-
-def _mode(values: pd.Series) -> str:
-    vals = [v for v in values if v]
-    if not vals:
-        return ""
-    counts = pd.Series(vals).value_counts(sort=False)
-    return str(counts.index[counts.to_numpy().argmax()])
+def _mode_per_group(groups: pd.Series, values: pd.Series) -> pd.Series:
+    """The most frequent non-empty value per group; ties go to the value seen first."""
+    frame = pd.DataFrame({"g": groups.to_numpy(), "v": values.to_numpy(), "order": np.arange(len(values))})
+    frame = frame[frame["v"].fillna("") != ""]
+    stats = frame.groupby(["g", "v"], sort=False).agg(n=("order", "size"), first=("order", "min")).reset_index()
+    stats = stats.sort_values(["g", "n", "first"], ascending=[True, False, True], kind="stable")
+    best = stats.drop_duplicates("g")
+    return pd.Series(best["v"].to_numpy(), index=best["g"].to_numpy())
 
 
 def _check_text(frame, log, file, columns, limit):
@@ -259,7 +262,7 @@ def _context(path: Path, log: RejectLog):
     frame = reject_rows(frame, dup, log, f, "user_id", "duplicate user_id; keep one context row per user")
     out = pd.DataFrame({
         "user_id": frame["user_id"],
-        "place": frame["location"].map(ctx.normalize_place),
+        "place": map_unique(frame["location"], ctx.normalize_place),
         "time_in_site": pd.to_numeric(frame["time_in_site"], errors="coerce").astype(float),
         "shopping_cart": frame["shopping_cart"],
     })

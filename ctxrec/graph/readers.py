@@ -147,7 +147,7 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
     keep = [c for c in list(required) + list(optional) if c in frame.columns]
     frame = frame[keep + [c for c in ["_line_row"] if c in frame.columns]].copy()
     for c in keep:
-        frame[c] = frame[c].map(_clean).astype(object)
+        frame[c] = map_unique(frame[c], _clean).astype(object)
     frame["_row"] = np.arange(1, len(frame) + 1)
     if "_line_row" in frame.columns:
         frame["_row"] = frame.pop("_line_row").astype(int)
@@ -176,3 +176,11 @@ def parse_times(values: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(values[text], errors="coerce", format="ISO8601", utc=True)
         out[text] = parsed.dt.tz_localize(None).astype("datetime64[s]")
     return out
+
+
+def map_unique(values: pd.Series, fn) -> pd.Series:
+    """``values.map(fn)`` calling ``fn`` once per distinct value (ids, places and actions
+    repeat millions of times in a large log). ``None`` stays ``None`` unless ``fn`` maps it."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.asarray([fn(v) for v in uniques] + [fn(None)], dtype=object)
+    return pd.Series(mapped[codes], index=values.index)  # code -1 (missing) picks fn(None)

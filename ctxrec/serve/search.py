@@ -87,7 +87,17 @@ class ItemSearch:
         self.present = {name: mat.abs().sum(1) > 0 for name, mat in self.vectors.items()}
         self.encoders = dict(encoders)
         self.alignment = alignment
-        self._projected: Dict[Tuple[str, str], torch.Tensor] = {}
+
+    @property
+    def alignment(self):
+        """The :class:`~ctxrec.fusion.align.Alignment` in use (``None``: shared spaces only);
+        assign a fitted one to start using it."""
+        return self._alignment
+
+    @alignment.setter
+    def alignment(self, value) -> None:
+        self._alignment = value
+        self._projected: Dict[Tuple[str, str], torch.Tensor] = {}  # item vectors through its heads
 
     # -- construction ---------------------------------------------------------------
     @classmethod

@@ -96,6 +96,7 @@ class History:
     best_epoch: int = -1
     best_val: float = -math.inf
     seconds: float = 0.0
+    epoch_seconds: List[float] = field(default_factory=list)  # training steps only, no validation
     resumed_from: int = -1
 
     def as_dict(self) -> Dict[str, object]:
@@ -180,7 +181,7 @@ class Trainer:
                 break
             model.train()
             perm = torch.randperm(len(events), generator=gen)
-            total, steps = 0.0, 0
+            total, steps, epoch_start = 0.0, 0, time.perf_counter()
             for lo in range(0, len(perm), cfg.batch_size):
                 b = perm[lo: lo + cfg.batch_size]
                 if cfg.loss == "full_softmax":
@@ -211,6 +212,7 @@ class Trainer:
                 t = torch.tensor([total / world], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
                 dist.all_reduce(t)
                 total = float(t.item())
+            hist.epoch_seconds.append(time.perf_counter() - epoch_start)
             model.eval()
             val = self._validate(model, cfg.metric, rank, world, device)
             hist.loss.append(total / max(steps, 1))
@@ -256,6 +258,7 @@ def _save_best(folder: str, state: Dict[str, torch.Tensor]) -> None:
 
     from safetensors.torch import save_file
 
+    Path(folder).mkdir(parents=True, exist_ok=True)
     tmp = Path(folder) / "best.safetensors.tmp"
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
     os.replace(tmp, Path(folder) / "best.safetensors")

@@ -1,0 +1,111 @@
+"""``ctxrec bench scale``: seconds per epoch and peak memory of mini-batch training as the
+synthetic world grows (1x, 4x, 16x users; the largest has about 10M interactions).
+
+Each size runs in two fresh processes: one builds the graph (generate -> validate ->
+RecGraph, saved to a temporary file), one loads it and trains the context GNN for one
+epoch with neighbour sampling (``TrainConfig.num_neighbors``) and sampled softmax, so each
+peak RSS belongs to one phase. Cost per interaction, relative to the smallest size in the
+same run, says whether training grows linearly.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, Sequence
+
+from ctxrec.bench.report import table, write_report
+
+BASE_USERS = 6250  # x 20 sessions x 5 events ~ 625k interactions at 1x
+
+
+def _world(factor: int, base_users: int):
+    from ctxrec.datasets.synthetic import WorldConfig
+
+    return WorldConfig(n_users=base_users * factor, n_items=1000, n_places=12, sessions_per_user=20,
+                       items_per_session=5, days=365, images=False, audio=False)
+
+
+def _rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # kB on Linux
+
+
+def build_worker(factor: int, base_users: int, path: str) -> Dict[str, float]:
+    import time
+
+    import torch
+
+    from ctxrec.datasets.graphs import synthetic_graph
+
+    t0 = time.perf_counter()
+    world, graph = synthetic_graph(_world(factor, base_users))
+    seconds = time.perf_counter() - t0
+    torch.save(graph, path)
+    return {"interactions": len(world.interactions), "train_events": len(graph.train),
+            "build_s": seconds, "build_peak_rss_gb": _rss_gb()}
+
+
+def train_worker(path: str, batch_size: int, fanout: Sequence[int]) -> Dict[str, float]:
+    import torch
+
+    from ctxrec.training.models import make_model
+    from ctxrec.training.trainer import TrainConfig
+
+    graph = torch.load(path, weights_only=False)
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, num_neighbors=list(fanout), loss="softmax",
+                      num_negatives=16, patience=1)
+    model = make_model("context_gnn", features=(), train=cfg).fit(graph)
+    return {"epoch_s": model.history.epoch_seconds[0], "epoch_with_val_s": model.history.seconds,
+            "train_peak_rss_gb": _rss_gb(), "val_ndcg@20": model.history.val[0]}
+
+
+def _child(args) -> Dict[str, float]:
+    proc = subprocess.run([sys.executable, "-m", "ctxrec.bench.scale", *map(str, args)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench scale worker {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(factors: Sequence[int] = (1, 4, 16), base_users: int = BASE_USERS, batch_size: int = 8192,
+        fanout: Sequence[int] = (10, 5), out_dir: str = "benchmarks") -> Dict[str, object]:
+    """Build and train at each size; print the table; write ``benchmarks/scale.json``."""
+    figures: Dict[str, object] = {}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ctxrec-scale-") as tmp:
+        for f in factors:
+            path = str(Path(tmp) / f"graph{f}.pt")
+            built = _child(["build", f, base_users, path])
+            trained = _child(["train", path, batch_size, ",".join(map(str, fanout))])
+            Path(path).unlink()
+            entry = {**built, **trained, "us_per_event": 1e6 * trained["epoch_s"] / built["train_events"]}
+            figures[f"{f}x"] = entry
+            print(f"{f}x: {entry}", flush=True)
+    ref = figures[f"{factors[0]}x"]["us_per_event"]
+    for key, e in figures.items():
+        e["cost_per_event_vs_1x"] = e["us_per_event"] / ref
+        rows.append({"size": key, "interactions": e["interactions"], "epoch_s": e["epoch_s"],
+                     "us_per_event": e["us_per_event"], "vs_smallest": e["cost_per_event_vs_1x"],
+                     "train_rss_gb": e["train_peak_rss_gb"], "build_s": e["build_s"],
+                     "build_rss_gb": e["build_peak_rss_gb"]})
+    print(table(rows, ["size", "interactions", "epoch_s", "us_per_event", "vs_smallest", "train_rss_gb",
+                       "build_s", "build_rss_gb"]))
+    figures["_setup"] = {"factors": list(factors), "base_users": base_users, "items": 1000, "batch_size": batch_size,
+                         "num_neighbors": list(fanout), "loss": "softmax, 16 sampled negatives",
+                         "model": "context_gnn, hidden 64, 2 layers, no features"}
+    path = write_report("scale", figures, out_dir,
+                        command=f"ctxrec bench scale --factors {','.join(map(str, factors))} --base-users {base_users}")
+    print(f"\nwritten to {path}")
+    return figures
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    if kind == "build":
+        print(json.dumps(build_worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
+    elif kind == "train":
+        print(json.dumps(train_worker(sys.argv[2], int(sys.argv[3]), [int(x) for x in sys.argv[4].split(",")])))

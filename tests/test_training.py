@@ -1,0 +1,99 @@
+"""The training loop's parts: losses, full-graph vs sampled message passing, checkpoints
+and resume, and the benchmark commands on tiny inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ctxrec.training.losses import BatchEmbeddings, batch_loss, bpr_loss, softmax_loss
+from ctxrec.training.models import ContextGNN
+from ctxrec.training.recommender import Context
+from ctxrec.training.trainer import TrainConfig
+
+
+def test_losses_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    pos = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    neg = torch.tensor([[[0.0, 1.0], [2.0, 0.0]], [[1.0, 0.0], [0.0, 3.0]]])
+    emb = BatchEmbeddings(q, pos, neg)
+    s_pos = torch.tensor([1.0, 2.0])
+    s_neg = torch.tensor([[0.0, 2.0], [0.0, 6.0]])
+    assert torch.isclose(batch_loss(emb, "bpr"), -torch.nn.functional.logsigmoid(s_pos[:, None] - s_neg).mean())
+    expected = -torch.log_softmax(torch.cat([s_pos[:, None], s_neg], 1), 1)[:, 0].mean()
+    assert torch.isclose(batch_loss(emb, "softmax"), expected)
+    # -inf negatives (masked in-batch ones) drop out of both
+    masked = torch.tensor([[0.0, float("-inf")], [0.0, 6.0]])
+    assert torch.isclose(bpr_loss(s_pos, masked), -torch.nn.functional.logsigmoid(
+        torch.tensor([1.0, 2.0, -4.0])).mean())
+    assert torch.isfinite(softmax_loss(s_pos, masked))
+    # full softmax: cross-entropy over the catalogue
+    emb.catalogue, emb.targets = torch.tensor([[1.0, 1.0], [0.0, 1.0], [2.0, 0.0]]), torch.tensor([0, 1])
+    logits = q @ emb.catalogue.T
+    assert torch.isclose(batch_loss(emb, "full_softmax"), torch.nn.functional.cross_entropy(logits, emb.targets))
+    with pytest.raises(ValueError, match="choose one of"):
+        batch_loss(emb, "hinge")
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="mse")
+    with pytest.raises(ValueError, match="needs in_batch_negatives"):
+        TrainConfig(loss="bpr", num_negatives=0)
+
+
+def test_sampled_batch_equals_full_graph_with_all_neighbours(context_board):
+    """With every neighbour sampled, the mini-batch path computes the full-graph vectors."""
+    full = ContextGNN(hidden=16, features=(), dropout=0.0, train=TrainConfig(seed=3))
+    full.prepare(context_board)
+    sampled = ContextGNN(hidden=16, features=(), dropout=0.0, train=TrainConfig(seed=3, num_neighbors=[-1, -1]))
+    sampled.prepare(context_board)
+    sampled.load_state_dict(full.state_dict())
+    full.train(), sampled.train()
+    ev = context_board.train
+    b = torch.arange(0, 64)
+    neg = torch.randint(context_board.num_items, (64, 3), generator=torch.Generator().manual_seed(0))
+    ctx = Context(ev.time[b], ev.place[b])
+    for catalogue in (False, True):
+        a = full.batch(ev.user[b], ev.item[b], neg, ctx, catalogue=catalogue)
+        s = sampled.batch(ev.user[b], ev.item[b], neg, ctx, catalogue=catalogue)
+        for name in ("query", "pos", "neg") + (("catalogue",) if catalogue else ()):
+            assert torch.allclose(getattr(a, name), getattr(s, name), atol=1e-5), name
+    with pytest.raises(ValueError, match="one fanout per layer"):
+        ContextGNN(hidden=8, features=(), train=TrainConfig(num_neighbors=[5])).prepare(context_board)
+
+
+def test_resume_after_interruption_equals_one_run(context_board, tmp_path):
+    """Stopping after 2 epochs and resuming to 4 gives the same weights as 4 epochs at once."""
+    def model(epochs, ckpt=None):
+        cfg = TrainConfig(epochs=epochs, patience=99, seed=1, lr=0.02, checkpoint_dir=ckpt)
+        return ContextGNN(hidden=8, features=(), dropout=0.1, train=cfg)
+
+    straight = model(4).fit(context_board)
+    ckpt = str(tmp_path / "ckpt")
+    first = model(2, ckpt).fit(context_board)
+    assert len(first.history.loss) == 2 and (tmp_path / "ckpt" / "checkpoint.safetensors").exists()
+    resumed = model(4, ckpt).fit(context_board)
+    assert resumed.history.resumed_from == 2 and len(resumed.history.loss) == 4
+    assert resumed.history.loss == pytest.approx(straight.history.loss, rel=1e-5)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    meta = json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())
+    assert meta["epoch"] == 3 and meta["model"] == "ContextGNN"
+
+
+@pytest.mark.slow
+def test_bench_context_and_scale_smoke(tmp_path):
+    from ctxrec.bench.context import run as run_context
+    from ctxrec.bench.scale import run as run_scale
+
+    figures = run_context(seeds=(0, 1), world="tiny", epochs=2, cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path))
+    saved = json.loads((tmp_path / "context_world.json").read_text())
+    assert {"oracle", "lightgcn", "context_gnn", "mostpop"} <= set(saved)
+    assert saved["oracle"]["ndcg@20_vs_oracle"] == pytest.approx(1.0)
+    assert len(figures["context_gnn"]["per_seed"]) == 2 and "recall@20" in saved["lightgcn"]
+    run_scale(factors=(1, 2), base_users=60, batch_size=1024, out_dir=str(tmp_path))
+    scale = json.loads((tmp_path / "scale.json").read_text())
+    assert scale["2x"]["interactions"] > scale["1x"]["interactions"] > 0
+    assert scale["1x"]["epoch_s"] > 0 and scale["2x"]["train_peak_rss_gb"] > 0
