@@ -21,12 +21,8 @@ from ctxrec.fusion.align import Alignment, fit_alignment, info_nce  # noqa: E402
 from ctxrec.modalities.image import ImageEncoder  # noqa: E402
 from ctxrec.modalities.registry import get_encoder  # noqa: E402
 from ctxrec.serve.search import ItemSearch, guess_modality  # noqa: E402
+from tests.test_image_encoder import TINY_CFG  # noqa: E402  (the tiny random-weight CLIP)
 
-TINY_CFG = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 
 
 @pytest.fixture(scope="module")

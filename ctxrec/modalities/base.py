@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import numbers
+from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -21,6 +22,30 @@ from torch import Tensor
 #: weights-source prefixes shared by every encoder: a local folder, a Hugging Face repo
 LOCAL_PREFIX = "local-dir:"
 HUB_PREFIX = "hf-hub:"
+
+
+def split_source(value: str) -> tuple[str, str, bool]:
+    """Classify a model or weights source the way every encoder reads one.
+
+    Returns ``(kind, where, explicit)``: ``("hub", REPO, False)`` for ``"hf-hub:REPO"``;
+    ``("dir", resolved path, explicit)`` for an existing folder (``explicit`` when written
+    ``"local-dir:PATH"``); otherwise ``("other", the text without a prefix, explicit)``,
+    left to the caller (a hub name, a tag, a file, or an error). ``looks_like_path`` tells
+    which of those texts were meant as paths.
+    """
+    if value.startswith(HUB_PREFIX):
+        return "hub", value[len(HUB_PREFIX):], False
+    explicit = value.startswith(LOCAL_PREFIX)
+    text = value[len(LOCAL_PREFIX):] if explicit else value
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return "dir", str(path.resolve()), explicit
+    return "other", text, explicit
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a source that is not an existing folder was written as a path."""
+    return text.startswith((".", "/", "~", "\\")) or Path(text).expanduser().is_absolute()
 
 
 def as_text(value: Any, index: int, who: str = "encoder") -> str:

@@ -22,7 +22,7 @@ from ctxrec.modalities.audio_io import (
     _check_crop,
     _ReportsProblems,
 )
-from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, is_missing
+from ctxrec.modalities.base import HUB_PREFIX, Encoder, is_missing, looks_like_path, split_source
 from ctxrec.modalities.text import _fingerprint_dir
 from ctxrec.optional import require
 
@@ -305,18 +305,16 @@ def _resolve_clap(model: str) -> tuple[str, str, str]:
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
         raise TypeError(f"`model` must be a CLAP folder or a Hugging Face name, got {model!r}")
     model = os.fspath(model)
-    if model.startswith(HUB_PREFIX):
-        return model, "hub", model[len(HUB_PREFIX):]
-    explicit_local = model.startswith(LOCAL_PREFIX)
-    path_str = model[len(LOCAL_PREFIX):] if explicit_local else model
-    path = Path(path_str).expanduser()
-    if path.is_dir():
-        resolved = str(path.resolve())
-        return resolved, "local", resolved
-    if explicit_local or path_str.startswith((".", "/", "~", "\\")) or path.is_absolute():
+    kind, where, explicit = split_source(model)
+    if kind == "hub":
+        return model, "hub", where
+    if kind == "dir":
+        return where, "local", where
+    if explicit or looks_like_path(where):
         raise FileNotFoundError(
-            f"`model` {model!r} is not a folder (looked at {path.resolve()}); pass a folder with a "
-            f"saved ClapModel or a Hugging Face name such as {DEFAULT_CLAP_MODEL!r} that is in the local cache"
+            f"`model` {model!r} is not a folder (looked at {Path(where).expanduser().resolve()}); pass a "
+            f"folder with a saved ClapModel or a Hugging Face name such as {DEFAULT_CLAP_MODEL!r} that is "
+            "in the local cache"
         )
     return model, "hub", model
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, _canonical
+from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, _canonical, looks_like_path, split_source
 from ctxrec.optional import require
 
 if TYPE_CHECKING:
@@ -54,22 +54,20 @@ def _resolve_weights(weights: str | os.PathLike | None) -> tuple[str | None, str
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"`weights` must be None, a pretrained tag or a path, got {weights!r}")
     text = os.fspath(weights)
-    if text.startswith(HUB_PREFIX):
-        return text, "hub", text[len(HUB_PREFIX):]
-    explicit_dir = text.startswith(LOCAL_PREFIX)
-    path_str = text[len(LOCAL_PREFIX):] if explicit_dir else text
-    path = Path(path_str).expanduser()
-    if path.is_dir():
-        resolved = str(path.resolve())
-        return f"{LOCAL_PREFIX}{resolved}", "dir", resolved
+    kind, where, explicit_dir = split_source(text)
+    if kind == "hub":
+        return text, "hub", where
+    if kind == "dir":
+        return f"{LOCAL_PREFIX}{where}", "dir", where
+    path_str, path = where, Path(where).expanduser()
     if path.is_file() and not explicit_dir:
         resolved = str(path.resolve())
         return resolved, "file", resolved
-    looks_like_path = (
-        explicit_dir or isinstance(weights, os.PathLike) or path_str.startswith((".", "/", "~", "\\"))
-        or path.is_absolute() or path_str.endswith(_CHECKPOINT_SUFFIXES)
+    path_like = (
+        explicit_dir or isinstance(weights, os.PathLike) or looks_like_path(path_str)
+        or path_str.endswith(_CHECKPOINT_SUFFIXES)
     )
-    if looks_like_path:
+    if path_like:
         kind = "folder" if explicit_dir else "checkpoint file or folder"
         raise FileNotFoundError(
             f"`weights` {text!r} is not an existing {kind} (looked at {path.resolve()}); pass an existing "

@@ -15,7 +15,15 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ctxrec.modalities.base import HUB_PREFIX, LOCAL_PREFIX, Encoder, as_text, is_missing, quiet_loading
+from ctxrec.modalities.base import (
+    HUB_PREFIX,
+    Encoder,
+    as_text,
+    is_missing,
+    looks_like_path,
+    quiet_loading,
+    split_source,
+)
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default model; it resolves to the bundled local copy.
@@ -199,20 +207,15 @@ def _resolve_model(model: str | None) -> tuple[str, str, str]:
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"`model` must be a model name or a folder path, got {model!r}")
     model = os.fspath(model)
-    if model.startswith(HUB_PREFIX):
-        name = model[len(HUB_PREFIX):]
-        return model, "hub", name
-    explicit_local = model.startswith(LOCAL_PREFIX)
-    path_str = model[len(LOCAL_PREFIX):] if explicit_local else model
-    path = Path(path_str).expanduser()
-    looks_like_path = explicit_local or path_str.startswith((".", "/", "~", "\\")) or path.is_absolute()
-    if path.is_dir():
-        resolved = str(path.resolve())
-        return resolved, "local", resolved
-    if looks_like_path:
+    kind, where, explicit = split_source(model)
+    if kind == "hub":
+        return model, "hub", where
+    if kind == "dir":
+        return where, "local", where
+    if explicit or looks_like_path(where):
         raise FileNotFoundError(
-            f"`model` {model!r} is not a folder (looked at {path.resolve()}); pass an existing "
-            f"model folder or a Hugging Face name such as {DEFAULT_TEXT_MODEL!r}"
+            f"`model` {model!r} is not a folder (looked at {Path(where).expanduser().resolve()}); pass an "
+            f"existing model folder or a Hugging Face name such as {DEFAULT_TEXT_MODEL!r}"
         )
     return model, "hub", model
 
