@@ -161,6 +161,14 @@ def test_encode_writes_parquet_then_align_and_search(workspace, tmp_path):
     items = read_vectors(feats, "image", label="Item")
     assert len(items) == 40 and items["vector"].iloc[0].shape == (32,)
     assert load_encoder(feats, "image").weights_id() == manifest["image"]["weights_id"]
+    # the store holds the same vectors: searching it gives what searching the files gives
+    from ctxrec.graph.stores import open_store
+    from ctxrec.serve.search import ItemSearch
+
+    from_files = ItemSearch.from_features(feats, names=["text"]).search("a calm jazz tune", k=5)
+    with open_store("embedded", store, read_only=True) as st:
+        from_store = ItemSearch.from_store(st, {"text": load_encoder(feats, "text")}).search("a calm jazz tune", k=5)
+    assert from_files["id"].tolist() == from_store["id"].tolist()
     res = run("align", "--features", feats, "--dim", "16", "--epochs", "20")
     assert res.exit_code == 0 and "aligned text, image" in res.output, res.output
     res = run("search", "a red cover", "--features", feats, "--target", "image", "-k", "4")

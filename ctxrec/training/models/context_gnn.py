@@ -7,11 +7,11 @@ them through their sessions. A request ``(user, time slot, place)`` becomes a qu
 .. math::
     q = h_u + \\mathrm{MLP}([h_u \\,\\|\\, h_t \\,\\|\\, h_p])
 
-and items are scored by :math:`q^\\top h_i`. Item inputs are their modality features fused
-to ``hidden`` (by the strategy named in ``fusion``, see :func:`~ctxrec.fusion.get_fusion`)
-plus an ID embedding; context nodes start from the text encoding of their description
-plus an ID embedding; sessions start from one shared learned vector, so they are defined
-by their neighbours.
+and items are scored by :math:`q^\\top h_i + b_i` (``b_i`` a learned item bias). Item
+inputs are their modality features fused to ``hidden`` (by the strategy named in
+``fusion``, see :func:`~ctxrec.fusion.get_fusion`) plus an ID embedding; context nodes
+start from the text encoding of their description plus an ID embedding; sessions start
+from one shared learned vector, so they are defined by their neighbours.
 """
 from __future__ import annotations
 
