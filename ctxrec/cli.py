@@ -368,11 +368,7 @@ def bench_context(seeds: str = typer.Option("0,1,2", help="World seeds, comma-se
     """Context GNN vs LightGCN vs the ground-truth oracle on the context world (NDCG@20, Recall@20)."""
     from ctxrec.bench.context import run as run_bench
 
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        _fail(f"--seeds {seeds!r} must be integers separated by commas")
-    run_bench(seed_list, world=world, epochs=epochs, cache_dir=str(cache), out_dir=str(out))
+    run_bench(_ints(seeds, "--seeds"), world=world, epochs=epochs, cache_dir=str(cache), out_dir=str(out))
 
 
 @bench_app.command("scale")
@@ -383,11 +379,17 @@ def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multi
     """Seconds per epoch and peak RSS of mini-batch training at growing world sizes."""
     from ctxrec.bench.scale import run as run_bench
 
+    run_bench(_ints(factors, "--factors"), base_users=base_users, batch_size=batch_size, out_dir=str(out))
+
+
+def _ints(text: str, flag: str) -> List[int]:
     try:
-        sizes = [int(f) for f in factors.split(",") if f.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        _fail(f"--factors {factors!r} must be integers separated by commas")
-    run_bench(sizes, base_users=base_users, batch_size=batch_size, out_dir=str(out))
+        values = []
+    if not values:
+        _fail(f"{flag} {text!r} must be integers separated by commas")
+    return values
 
 
 def main() -> None:
