@@ -22,8 +22,8 @@ from ctxrec.modalities.audio_io import (
     _check_crop,
     _ReportsProblems,
 )
-from ctxrec.modalities.base import HUB_PREFIX, Encoder, is_missing, looks_like_path, split_source
-from ctxrec.modalities.text import _fingerprint_dir
+from ctxrec.modalities.base import Encoder, is_missing, looks_like_path, split_source
+from ctxrec.modalities.text import folder_or_hub_id
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default CLAP checkpoint (not bundled: put it on disk first).
@@ -115,11 +115,8 @@ class ClapEncoder(_ReportsProblems):
 
     def weights_id(self) -> str:
         if self._weights_id is None:
-            if self._source == "local":
-                digest = _fingerprint_dir(Path(self._location))[:16]
-                self._weights_id = f"clap:{self.model_name}@sha256:{digest}"
-            else:
-                self._weights_id = f"clap:{HUB_PREFIX}{self._location}@{self._hub_commit()}"
+            local_or_hub = folder_or_hub_id(self.model_name, self._source, self._location, self._hub_commit)
+            self._weights_id = f"clap:{local_or_hub}"
         return self._weights_id
 
     @torch.inference_mode()

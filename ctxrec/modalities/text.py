@@ -121,10 +121,7 @@ class TextEncoder(Encoder):
 
     def weights_id(self) -> str:
         if self._weights_id is None:
-            if self._source == "local":
-                self._weights_id = f"{self.model_name}@sha256:{_fingerprint_dir(Path(self._location))[:16]}"
-            else:
-                self._weights_id = f"{HUB_PREFIX}{self._location}@{self._hub_commit()}"
+            self._weights_id = folder_or_hub_id(self.model_name, self._source, self._location, self._hub_commit)
         return self._weights_id
 
     def encode_all(self, inputs: Sequence[Any], batch_size: int | None = None,
@@ -218,6 +215,14 @@ def _resolve_model(model: str | None) -> tuple[str, str, str]:
             f"existing model folder or a Hugging Face name such as {DEFAULT_TEXT_MODEL!r}"
         )
     return model, "hub", model
+
+
+def folder_or_hub_id(name: str, source: str, location: str, hub_commit) -> str:
+    """Weights id of a model loaded from a local folder (a digest of its files) or from the
+    Hugging Face cache (the snapshot's commit, from ``hub_commit()``)."""
+    if source == "local":
+        return f"{name}@sha256:{_fingerprint_dir(Path(location))[:16]}"
+    return f"{HUB_PREFIX}{location}@{hub_commit()}"
 
 
 def _fingerprint_dir(root: Path) -> str:
