@@ -43,3 +43,16 @@ neo4j-status:
 	scripts/neo4j.sh status
 neo4j-smoke: $(STAMP)
 	$(PY) tools/neo4j/smoke.py
+
+# DGL round trip: .venv-dgl (torch 2.2.1 + dgl 2.1.0, built once, kept by its stamp) loads a
+# bundle the core venv writes (tests/dgl/write_bundle.py)
+DGL_VENV := .venv-dgl
+DGL_STAMP := $(DGL_VENV)/.installed
+DGL_OUT := runs/test-dgl
+.PHONY: test-dgl
+$(DGL_STAMP): scripts/dgl_env.sh
+	scripts/dgl_env.sh
+test-dgl: $(STAMP) $(DGL_STAMP)
+	rm -rf $(DGL_OUT)
+	$(PY) tests/dgl/write_bundle.py $(DGL_OUT)
+	DGLBACKEND=pytorch CTXREC_DGL_BUNDLE=$(CURDIR)/$(DGL_OUT) $(DGL_VENV)/bin/python -m pytest tests/dgl -q

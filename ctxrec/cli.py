@@ -226,7 +226,8 @@ def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> 
 
 @app.command()
 def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
-          model: str = typer.Option("context_gnn", help="mostpop | lightgcn | context_gnn"),
+          model: str = typer.Option("context_gnn", help="mostpop | itemknn | ease | mf_bpr | content_knn | "
+                                                         "lightgcn | context_gnn"),
           out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
           epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
           lr: float = typer.Option(0.005, help="Learning rate."),
@@ -244,10 +245,15 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
     if set(feats) - set(have):
         _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    import inspect
+
+    from ctxrec.training.models import MODELS
+
     kwargs = {"features": tuple(feats)} if model == "context_gnn" else {}
+    if model in MODELS and "train" in inspect.signature(MODELS[model]).parameters:  # the trained ones
+        kwargs["train"] = _train_config(epochs, lr, seed, config)
     try:
-        m = make_model(model) if model == "mostpop" else make_model(
-            model, train=_train_config(epochs, lr, seed, config), **kwargs)
+        m = make_model(model, **kwargs)
     except (ValueError, TypeError) as e:
         _fail(str(e))
     m.fit(graph)
@@ -297,6 +303,99 @@ def recommend(user: str = typer.Option(..., help="User id."),
         _fail(str(e))
     for rank, (item, score) in enumerate(ranked, 1):
         typer.echo(f"{rank:3d}. {item}\t{score:.4f}")
+
+
+@app.command("export")
+def export_(out: Path = typer.Option(..., help="Bundle folder (model, graph, embeddings, features, manifest); "
+                                                "an earlier bundle there is replaced."),
+            store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
+            model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model",
+                                           help="Saved model (`ctxrec train --out`)."),
+            features: Path = typer.Option(Path(".ctxrec/features"), help="`ctxrec encode --out` folder; its manifest "
+                                                                         "names the feature encoders."),
+            faiss: bool = typer.Option(False, "--faiss", help="Also build a FAISS index over item embeddings."),
+            to_neo4j: bool = typer.Option(False, "--to-neo4j", help="Write node embeddings to Neo4j (--uri or "
+                                                                    "$NEO4J_URI) as vector 'emb' with vector indexes."),
+            replace_vectors: bool = typer.Option(False, "--replace-vectors",
+                                                 help="With --to-neo4j: drop earlier 'emb' vectors first (needed for "
+                                                      "a new dimension)."),
+            networkx: Optional[Path] = typer.Option(None, "--networkx",
+                                                    help="Write the stored graph as .graphml or .json."),
+            dgl: Optional[Path] = typer.Option(None, "--dgl", help="Write DGL-ready numpy arrays here (load them with "
+                                                                   "ctxrec.bundle.dgl_loader in .venv-dgl).")) -> None:
+    """Export a trained model: a bundle that serves without the store, plus FAISS, Neo4j, networkx, DGL."""
+    from ctxrec import bundle as bx
+    from ctxrec.bundle.networkx_graph import FORMATS
+
+    if networkx is not None and networkx.suffix not in FORMATS:  # before any work is done
+        _fail(f"--networkx {networkx}: unknown suffix {networkx.suffix!r}; use one of {list(FORMATS)}")
+    model = _load(store, db, uri, model_dir)
+    try:
+        path = bx.export_bundle(model, model.graph, out, features_dir=features, faiss=faiss)
+        doc = bx.read_bundle_manifest(path)
+        typer.echo(f"bundle written to {path}: {doc['model']['name']}, embeddings "
+                   f"{doc['dims']['embeddings'] or 'none'}, features {sorted(doc['dims']['features']) or 'none'}"
+                   + (", faiss index" if faiss else ""))
+        if dgl is not None:
+            typer.echo(f"DGL arrays written to {bx.write_dgl_bundle(model.graph, dgl, bx.node_embeddings(model))}")
+        if networkx is not None:
+            with _open(store, db, uri, read_only=True) as st:
+                g = bx.to_networkx(st.read_subgraph())
+            bx.write_networkx(g, networkx)
+            typer.echo(f"networkx graph ({g.number_of_nodes()} nodes, {g.number_of_edges()} edges) "
+                       f"written to {networkx}")
+    except (ValueError, FileExistsError, ImportError) as e:
+        _fail(str(e))
+    if to_neo4j:
+        with _open("neo4j", db, uri) as st:
+            try:
+                done = bx.write_embeddings(st, model.graph, bx.node_embeddings(model), replace=replace_vectors)
+            except ValueError as e:
+                _fail(str(e))
+        typer.echo("vectors 'emb' written to Neo4j: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+@app.command()
+def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
+          model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir", "--model",
+                                         help="Saved model folder (`ctxrec train --out`)."),
+          features: Path = typer.Option(Path(".ctxrec/features"), help="Folder `ctxrec encode --out` wrote; /search "
+                                                                       "uses its encoders (search is off without it)."),
+          lm: Optional[Path] = typer.Option(None, "--lm", help="Folder of a local causal LM (transformers) that "
+                                                               "rewrites the reason sentences."),
+          api_key: Optional[str] = typer.Option(None, "--api-key", envvar="CTXREC_API_KEY",
+                                                help="Key that write endpoints require in X-API-Key "
+                                                     "(default: $CTXREC_API_KEY); without one writes are refused."),
+          host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+          port: int = typer.Option(8000, help="Port."),
+          session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session (new events).")) -> None:
+    """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
+    from ctxrec.optional import require
+
+    try:
+        require("fastapi", "ctxrec serve")
+        uvicorn = require("uvicorn", "ctxrec serve")
+    except ImportError as e:
+        _fail(str(e))
+    from ctxrec.graph.build import BuildConfig
+    from ctxrec.serve.app import create_app
+    from ctxrec.serve.service import RecService
+
+    if store not in ("embedded", "ladybug", "neo4j"):
+        _fail(f"--store {store!r} is not one of: embedded, neo4j")
+    where = {"uri": uri} if store == "neo4j" else {"db": db}
+    try:
+        service = RecService.open(model_dir, kind=store, features=features if features.is_dir() else None, lm=lm,
+                                  build=BuildConfig(session_gap_minutes=session_gap), **where)
+    except (FileNotFoundError, ValueError, ConnectionError, PermissionError, ImportError) as e:
+        _fail(str(e))
+    typer.echo(f"serving {service.model.name} on http://{host}:{port} (docs at /docs); search "
+               f"{'from ' + str(features) if service.features else f'off (no {features})'}; writes "
+               f"{'need X-API-Key' if api_key else 'off (no --api-key / CTXREC_API_KEY)'}")
+    try:
+        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port)
+    finally:
+        service.close()
 
 
 @app.command()
@@ -371,15 +470,72 @@ def bench_context(seeds: str = typer.Option("0,1,2", help="World seeds, comma-se
     run_bench(_ints(seeds, "--seeds"), world=world, epochs=epochs, cache_dir=str(cache), out_dir=str(out))
 
 
+@bench_app.command("session")
+def bench_session(seeds: str = typer.Option("0,1,2", help="World seeds, comma-separated (mean and std over them)."),
+                  epochs: int = typer.Option(150, help="Maximum epochs per model (early stopping on validation)."),
+                  out: Path = typer.Option(Path("benchmarks"), help="Folder for session_world.json.")) -> None:
+    """Context GNN with and without the session Transformer on the session-intent world."""
+    from ctxrec.bench.session import run as run_bench
+
+    run_bench(_ints(seeds, "--seeds"), epochs=epochs, out_dir=str(out))
+
+
 @bench_app.command("scale")
 def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multiples of the base user count."),
-                base_users: int = typer.Option(6250, help="Users at 1x (x 20 sessions x 5 events)."),
+                base_users: int = typer.Option(6300, help="Users at 1x (x 20 sessions x 5 events)."),
                 batch_size: int = typer.Option(8192, help="Training events per step."),
+                batches: int = typer.Option(60, help="Timed batches per size (median x batches per epoch); "
+                                                     "0 times a whole epoch."),
                 out: Path = typer.Option(Path("benchmarks"), help="Folder for scale.json.")) -> None:
     """Seconds per epoch and peak RSS of mini-batch training at growing world sizes."""
     from ctxrec.bench.scale import run as run_bench
 
-    run_bench(_ints(factors, "--factors"), base_users=base_users, batch_size=batch_size, out_dir=str(out))
+    run_bench(_ints(factors, "--factors"), base_users=base_users, batch_size=batch_size, batches=batches,
+              out_dir=str(out))
+
+
+benchmark_app = typer.Typer(help="Benchmarks on real data: every model, honest protocols, one table.",
+                            no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("movielens")
+def benchmark_movielens(
+        data: Path = typer.Option(..., help="MovieLens-100K folder (u.data, u.item, u.user; optional "
+                                            "items_details.csv and posters/)."),
+        protocol: str = typer.Option("temporal", help="temporal | random | cold_items | context_shift; "
+                                                      "comma-separated for several."),
+        seeds: str = typer.Option("0,1,2", help="Seeds, comma-separated (mean and std over them)."),
+        models: str = typer.Option("mostpop,itemknn,ease,mf_bpr,lightgcn,content_knn,context_gnn",
+                                    help="Models, comma-separated."),
+        epochs: int = typer.Option(60, help="Maximum epochs of trained models (early stopping on validation)."),
+        features: str = typer.Option("text,image", help="Item features of the context GNN: text, image."),
+        image_options: Optional[str] = typer.Option(None, "--image-options",
+                                                    help="Image encoder options as JSON or @file, e.g. real "
+                                                         "weights: '{\"arch\": \"ViT-B-32\", \"weights\": \"/path\"}'."),
+        out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json and plots."),
+        markdown: Optional[Path] = typer.Option(Path("BENCHMARKS.md"), help="Markdown file whose section is "
+                                                                             "rewritten ('' for none)."),
+        cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
+    """Train every model on MovieLens-100K, print the table, write JSON, plots and BENCHMARKS.md rows."""
+    from ctxrec.bench.movielens import run as run_bench
+    from ctxrec.graph.export import PROTOCOLS
+
+    if not (data / "u.data").is_file():
+        _fail(f"--data {data}: no u.data there; give the MovieLens-100K folder (e.g. ../shared/data/ml100k)")
+    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        _fail(f"--protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    feats = tuple(f.strip() for f in features.split(",") if f.strip())
+    options = _json_option(image_options, "--image-options") if image_options else None
+    for p in protocols:
+        try:
+            run_bench(data, protocol=p, seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats,
+                      image_options=options, out_dir=out, cache_dir=cache, markdown=markdown or None)
+        except ValueError as e:
+            _fail(str(e))
 
 
 def _ints(text: str, flag: str) -> List[int]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-__all__ = ["plot_curves", "palette", "plot_map", "plot_covers"]
+__all__ = ["plot_curves", "palette", "plot_map", "plot_covers", "plot_metric_bars", "plot_group_bars"]
 
 
 def plot_curves(models, metric="ndcg@20"):
@@ -70,3 +70,30 @@ def plot_covers(rows, items, width=8):
                         va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_metric_bars(values, title, path=None):
+    """Grouped bars: ``{model: {metric: (mean, std)}}``, one group per metric; saved to ``path``."""
+    models = list(values)
+    metrics = list(next(iter(values.values())))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) * len(metrics)), 3.4))
+    width = 0.8 / len(models)
+    for k, m in enumerate(models):
+        x = np.arange(len(metrics)) + k * width
+        ax.bar(x, [values[m][q][0] for q in metrics], width, yerr=[values[m][q][1] for q in metrics],
+               capsize=2, label=m)
+    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics)
+    ax.set(title=title)
+    ax.legend(fontsize=7, ncol=min(len(models), 4))
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def plot_group_bars(values, title, path=None):
+    """Grouped bars: ``{model: {group: value}}``, one group of bars per group label."""
+    flat = {m: {g: (float(v), 0.0) for g, v in groups.items()} for m, groups in values.items()}
+    return plot_metric_bars(flat, title, path)
+

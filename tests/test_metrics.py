@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ctxrec.training.metrics import ranking_metrics
+from ctxrec.training.metrics import METRICS, per_query_metrics, ranking_metrics
 
 
 def test_single_query_by_hand():
@@ -46,3 +46,61 @@ def test_errors_name_the_problem():
         ranking_metrics(torch.tensor([[0, 1]]), [[0]], ks=(5,))
     with pytest.raises(ValueError, match="relevant has 2 queries"):
         ranking_metrics(torch.tensor([[0, 1]]), [[0], [1]], ks=(1,))
+
+
+def test_f1_and_map_by_hand():
+    # same list as above: hits at ranks 2 and 4 of [5, 2, 9, 1], |relevant| = 3
+    res = ranking_metrics(torch.tensor([[5, 2, 9, 1]]), [{2, 1, 7}], ks=(1, 2, 4))
+    assert res["f1@1"] == 0.0 and res["map@1"] == 0.0  # P = R = 0
+    assert res["f1@2"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))  # 2/5
+    assert res["f1@4"] == pytest.approx(2 * (1 / 2) * (2 / 3) / (1 / 2 + 2 / 3))  # 4/7
+    # AP@2 = P@2 / min(3, 2); AP@4 = (P@2 + P@4) / min(3, 4)
+    assert res["map@2"] == pytest.approx((1 / 2) / 2)
+    assert res["map@4"] == pytest.approx((1 / 2 + 2 / 4) / 3)
+
+
+def test_map_normaliser_is_min_relevant_k():
+    # 4 relevant items, a perfect 2-long list: AP@2 = (1 + 1) / min(4, 2) = 1
+    res = ranking_metrics(torch.tensor([[0, 1, 9]]), [{0, 1, 2, 3}], ks=(2, 3))
+    assert res["map@2"] == 1.0
+    assert res["map@3"] == pytest.approx((1 + 1) / 3)
+    # F1 and MAP average per query: [1, 0] -> 0.5
+    two = ranking_metrics(torch.tensor([[0, 1], [2, 3]]), [[0], [9]], ks=(1,))
+    assert two["f1@1"] == 0.5 and two["map@1"] == 0.5
+
+
+def test_every_metric_at_every_k():
+    res = ranking_metrics(torch.tensor([[0, 1]]), [[1]], ks=(1, 2))
+    assert set(res) == {f"{m}@{k}" for m in METRICS for k in (1, 2)}
+    empty = ranking_metrics(torch.tensor([[0, 1]]), [[]], ks=(1,))
+    assert set(empty) == {f"{m}@1" for m in METRICS} and set(empty.values()) == {0.0}
+
+
+def test_per_query_values_and_kept_indices():
+    top = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7]])
+    relevant = [[1], [], [4, 5], [9]]
+    values, kept = per_query_metrics(top, relevant, ks=(1, 2))
+    assert kept.tolist() == [0, 2, 3]  # query 1 has no relevant item
+    assert values["hit_rate@1"].tolist() == [0.0, 1.0, 0.0]
+    assert values["mrr@2"].tolist() == [0.5, 1.0, 0.0]
+    assert values["recall@2"].tolist() == [1.0, 1.0, 0.0]
+    means = ranking_metrics(top, relevant, ks=(1, 2))
+    assert means == pytest.approx({name: float(v.mean()) for name, v in values.items()})
+    values, kept = per_query_metrics(top, [[], [], [], []], ks=(1,))
+    assert kept.numel() == 0 and values["ndcg@1"].shape == (0,)
+
+
+def test_per_query_padding_and_duplicates():
+    # a duplicated relevant pair counts once; -1 padding never hits
+    values, _ = per_query_metrics(torch.tensor([[3, -1, -1]]), (torch.tensor([0, 0]), torch.tensor([3, 3])), ks=(3,))
+    assert values["recall@3"].item() == 1.0 and values["precision@3"].item() == pytest.approx(1 / 3)
+    assert values["map@3"].item() == 1.0
+
+
+def test_shape_errors_say_how_to_fix():
+    with pytest.raises(ValueError, match="unsqueeze"):
+        per_query_metrics(torch.tensor([0, 1]), [[0]], ks=(1,))
+    with pytest.raises(ValueError, match="equal shapes"):
+        ranking_metrics(torch.tensor([[0, 1]]), (torch.tensor([0]), torch.tensor([0, 1])), ks=(1,))
+    with pytest.raises(ValueError, match="positive"):
+        ranking_metrics(torch.tensor([[0, 1]]), [[0]], ks=(0,))

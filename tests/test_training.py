@@ -32,8 +32,21 @@ def test_losses_by_hand():
     emb.catalogue, emb.targets = torch.tensor([[1.0, 1.0], [0.0, 1.0], [2.0, 0.0]]), torch.tensor([0, 1])
     logits = q @ emb.catalogue.T
     assert torch.isclose(batch_loss(emb, "full_softmax"), torch.nn.functional.cross_entropy(logits, emb.targets))
+    # items outside the catalogue mask (never seen in training) drop out of the denominator
+    mask = torch.tensor([True, True, False])
+    assert torch.isclose(batch_loss(emb, "full_softmax", catalogue_mask=mask),
+                         torch.nn.functional.cross_entropy(logits[:, :2], emb.targets))
     with pytest.raises(ValueError, match="choose one of"):
         batch_loss(emb, "hinge")
+
+
+def test_negatives_come_from_the_pool_and_skip_positives():
+    from ctxrec.training.sampling import NegativeSampler
+
+    users, items = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 3])
+    sampler = NegativeSampler(users, items, num_items=6, pool=torch.tensor([1, 2, 3, 4]))
+    neg = sampler.sample(torch.tensor([0, 1] * 50), num=8, generator=torch.Generator().manual_seed(0))
+    assert set(neg[0::2].unique().tolist()) <= {3, 4} and set(neg[1::2].unique().tolist()) <= {1, 2, 4}
 
 
 def test_config_errors():
@@ -41,6 +54,8 @@ def test_config_errors():
         TrainConfig(loss="mse")
     with pytest.raises(ValueError, match="needs in_batch_negatives"):
         TrainConfig(loss="bpr", num_negatives=0)
+    with pytest.raises(ValueError, match="val_protocol must be"):
+        TrainConfig(val_protocol="leave-one-out")
 
 
 def test_sampled_batch_equals_full_graph_with_all_neighbours(context_board):

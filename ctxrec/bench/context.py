@@ -8,11 +8,10 @@ world and split. Figures go to ``benchmarks/context_world.json``.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Dict, List, Sequence
 
-from ctxrec.bench.report import table, write_report
+from ctxrec.bench.report import aggregate, table, write_report
 
 METRICS = ("ndcg@20", "recall@20")
 
@@ -46,18 +45,12 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "context", epochs: int = 
                 "epochs": len(hist.loss) if hist is not None else 0})
             print(f"seed {seed} {name}: test ndcg@20 {res['ndcg@20']:.4f} recall@20 {res['recall@20']:.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    figures: Dict[str, object] = {}
+    figures: Dict[str, object] = dict(aggregate(runs))
     rows = []
-    oracle = {m: statistics.mean(r[m] for r in runs["oracle"]) for m in METRICS}
-    for name, per_seed in runs.items():
-        entry = {}
-        for m in (*METRICS, "val_ndcg@20", "train_s"):
-            vals = [r[m] for r in per_seed]
-            entry[m] = statistics.mean(vals)
-            entry[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        entry["ndcg@20_vs_oracle"] = entry["ndcg@20"] / oracle["ndcg@20"]
-        entry["per_seed"] = per_seed
-        figures[name] = entry
+    oracle = figures["oracle"]["ndcg@20"]
+    for name in runs:
+        entry = figures[name]
+        entry["ndcg@20_vs_oracle"] = entry["ndcg@20"] / oracle
         rows.append({"model": name, "ndcg@20": entry["ndcg@20"], "±": entry["ndcg@20_std"],
                      "recall@20": entry["recall@20"], "vs_oracle": entry["ndcg@20_vs_oracle"],
                      "train_s": entry["train_s"]})

@@ -24,6 +24,24 @@ def table(rows: List[Dict[str, object]], columns: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+def aggregate(runs: Dict[str, List[Dict[str, object]]]) -> Dict[str, Dict[str, object]]:
+    """Per model, the mean and ``<key>_std`` over seeds of every numeric figure, the mean of
+    every ``{group: number}`` figure, and the raw ``per_seed`` list."""
+    figures: Dict[str, Dict[str, object]] = {}
+    for name, per_seed in runs.items():
+        entry: Dict[str, object] = {}
+        for key, value in per_seed[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                vals = [float(r[key]) for r in per_seed]
+                entry[key] = statistics.mean(vals)
+                entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            elif isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
+                entry[key] = {g: statistics.mean(float(r[key][g]) for r in per_seed) for g in value}
+        entry["per_seed"] = per_seed
+        figures[name] = entry
+    return figures
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

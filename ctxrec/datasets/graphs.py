@@ -14,7 +14,8 @@ from ctxrec.datasets.synthetic import SIZES, World, WorldConfig, generate_world
 
 
 def synthetic_graph(config: Union[WorldConfig, str] = "small", seed: Optional[int] = None,
-                    features: Sequence[str] = (), cache_dir: Union[str, Path, None] = None) -> Tuple[World, object]:
+                    features: Sequence[str] = (), cache_dir: Union[str, Path, None] = None,
+                    split=None) -> Tuple[World, object]:
     """A synthetic world and its RecGraph, optionally with text features.
 
     Args:
@@ -23,6 +24,7 @@ def synthetic_graph(config: Union[WorldConfig, str] = "small", seed: Optional[in
         features: encoders whose vectors to attach; only ``"text"`` (items and context
             descriptions) is available without media files (default: none).
         cache_dir: feature cache folder (default: none).
+        split: a :class:`~ctxrec.graph.export.SplitConfig` (default: the temporal split).
 
     Returns:
         ``(world, graph)``; ``world.preference`` is the ground truth for an Oracle.
@@ -43,4 +45,4 @@ def synthetic_graph(config: Union[WorldConfig, str] = "small", seed: Optional[in
     vectors = {}
     for name in features:
         vectors.update(encode_tables(tables, name, cache_dir=cache_dir))
-    return world, to_rec_graph(tables, vectors)
+    return world, to_rec_graph(tables, vectors, split)

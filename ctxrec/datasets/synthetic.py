@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -99,6 +99,9 @@ class WorldConfig:
         seed: everything is a function of it (default: 0).
         temperature: softmax temperature of item choice; lower is more deterministic (default: 0.7).
         p_home: probability that a session happens at the user's home place (default: 0.65).
+        session_intent: utility added to one category drawn at random per session (what
+            that session is about), so a session's first items hint at its later ones; 0
+            leaves sessions without intent and the world exactly as before (default: 0.0).
     """
 
     n_users: int = 200
@@ -117,6 +120,7 @@ class WorldConfig:
     seed: int = 0
     temperature: float = 0.7
     p_home: float = 0.65
+    session_intent: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -131,6 +135,7 @@ class WorldConfig:
             ("days", self.days >= 1, ">= 1"),
             ("temperature", self.temperature > 0, "> 0"),
             ("p_home", 0.0 <= self.p_home <= 1.0, "in [0, 1]"),
+            ("session_intent", self.session_intent >= 0, ">= 0"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -147,7 +152,7 @@ class WorldConfig:
 
 
 #: named sizes; ``tiny`` is for tests, ``small`` the default demo, ``large`` has >= 100k interactions,
-#: ``context`` is the context benchmark's world
+#: ``context`` is the context benchmark's world, ``session`` the session benchmark's
 SIZES: Dict[str, WorldConfig] = {
     "tiny": WorldConfig(n_users=30, n_items=40, n_places=3, sessions_per_user=8, items_per_session=4,
                         image_size=32, audio_seconds=0.25, days=60),
@@ -157,14 +162,19 @@ SIZES: Dict[str, WorldConfig] = {
     # the context benchmark's world: enough sessions per user that taste can be learned, so
     # what separates models is whether they use the context
     "context": WorldConfig(n_users=300, n_items=300, sessions_per_user=60, days=180),
+    # the session benchmark's world: each session is about one category, so the session so
+    # far tells what comes next
+    "session": WorldConfig(n_users=200, n_items=200, n_places=4, sessions_per_user=20, items_per_session=6,
+                           days=90, session_intent=3.0),
 }
 
 
 class _Utility:
     """The utility function, vectorised over rows that each carry one (user, context)."""
 
-    def __init__(self, items: pd.DataFrame, taste: np.ndarray, place_category: np.ndarray) -> None:
-        self.taste, self.place_category = taste, place_category
+    def __init__(self, items: pd.DataFrame, taste: np.ndarray, place_category: np.ndarray,
+                 session_intent: float = 0.0) -> None:
+        self.taste, self.place_category, self.session_intent = taste, place_category, session_intent
         self.cat = items["category"].map(CATEGORIES.index).to_numpy()
         self.mood = items["mood"].map(MOODS.index).to_numpy()
         self.tempo = items["tempo"].map(TEMPOS.index).to_numpy()
@@ -176,9 +186,13 @@ class _Utility:
                            + QUALITY_WEIGHT * self.quality).reshape(2 * len(DAYPARTS), -1)
 
     def __call__(self, users: np.ndarray, dayparts: np.ndarray, weekend: np.ndarray,
-                 places: np.ndarray) -> np.ndarray:
-        """Index arrays of length R (weekend boolean) -> utilities ``[R, n_items]``."""
+                 places: np.ndarray, intents: Optional[np.ndarray] = None) -> np.ndarray:
+        """Index arrays of length R (weekend boolean) -> utilities ``[R, n_items]``; ``intents``
+        (a category per row) adds ``session_intent`` to that category."""
         cat_scores = self.taste[users] + self.place_category[places]  # [R, n_categories]
+        if intents is not None:
+            cat_scores = cat_scores.copy()
+            cat_scores[np.arange(len(intents)), intents] += self.session_intent
         return np.take(cat_scores, self.cat, axis=1) + self.item_terms[2 * dayparts + np.asarray(weekend, dtype=int)]
 
 
@@ -199,7 +213,8 @@ class World:
         interactions: ``user_id, action, item_id, time, location[, session_id]``, sorted by
             time; ``location`` is the noisy text that is written to the csv.
         sessions: one row per generated session: ``session_id, user_id, start, end,
-            time_slot, place, n_events`` (``time_slot`` and ``place`` of its start).
+            time_slot, place, n_events[, intent]`` (``time_slot`` and ``place`` of its start;
+            ``intent`` the category the session is about, with ``session_intent > 0``).
         event_session: generated session id of each row of ``interactions``.
         taste: ``[n_users, len(CATEGORIES)]`` taste term of the utility.
         place_category: places x categories frame, the ``PLACE_CAT`` term.
@@ -328,8 +343,8 @@ def generate_world(config: Union[WorldConfig, str] = "small") -> World:
 
 def _sample_world(cfg: WorldConfig) -> World:
     # independent streams, so e.g. more items never changes who lives where
-    r_items, r_users, r_places, r_sessions, r_choice, r_noise = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(6))
+    r_items, r_users, r_places, r_sessions, r_choice, r_noise, r_intent = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(7))
     items = sample_items(r_items, cfg.n_items)
     item_ids = items["item_id"].to_numpy()
     user_ids = np.array([f"u{k + 1:0{max(4, len(str(cfg.n_users)))}d}" for k in range(cfg.n_users)])
@@ -352,9 +367,12 @@ def _sample_world(cfg: WorldConfig) -> World:
     s_daypart = _HOUR_TO_DAYPART[start_ts.hour.to_numpy()]
     s_weekend = start_ts.day_of_week.to_numpy() >= 5
 
-    utility = _Utility(items, taste, place_cat)
-    ev_item, ev_action = _sample_choices(r_choice, cfg.temperature, utility, s_size,
-                                         s_user, s_daypart, s_weekend, s_place)
+    utility = _Utility(items, taste, place_cat, cfg.session_intent)
+    context = [s_user, s_daypart, s_weekend, s_place]
+    if cfg.session_intent > 0:
+        s_intent = r_intent.integers(len(CATEGORIES), size=n_sess)
+        context.append(s_intent)
+    ev_item, ev_action = _sample_choices(r_choice, cfg.temperature, utility, s_size, *context)
 
     ev_sess = np.repeat(np.arange(n_sess), s_size)
     offsets = np.concatenate([np.concatenate([[0], np.cumsum(g)]) for g in s_gaps]).astype(np.int64)
@@ -383,6 +401,8 @@ def _sample_world(cfg: WorldConfig) -> World:
         "time_slot": [f"{WEEKDAYS[w]}-{list(DAYPARTS)[d]}" for w, d in zip(start_ts.day_of_week, s_daypart)],
         "place": np.array(places)[s_place], "n_events": s_size,
     })
+    if cfg.session_intent > 0:
+        sessions["intent"] = np.array(CATEGORIES)[s_intent]
 
     # time in site: session spans plus time on each session's last item; cart: last session's unbought carts
     dwell = (end_ts - start_ts).total_seconds().to_numpy() + r_sessions.uniform(60, 360, size=n_sess)

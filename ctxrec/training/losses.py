@@ -68,7 +68,7 @@ def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
 
 
 def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0,
-               in_batch: Optional[Tensor] = None) -> Tensor:
+               in_batch: Optional[Tensor] = None, catalogue_mask: Optional[Tensor] = None) -> Tensor:
     """The named loss of one batch.
 
     ``full_softmax`` is the exact likelihood of each positive among all items
@@ -85,11 +85,16 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
         in_batch: ``[B, B]`` bool, where the other events' positive items may serve as
             negatives (False on the diagonal, for the same item and for the user's own
             positives); ``None`` for sampled negatives only.
+        catalogue_mask: ``[n_items]`` bool, the items ``full_softmax`` may rank (e.g. those
+            seen in training, so items held out as cold are not taught to be bad); ``None``:
+            every item.
     """
     if loss == "full_softmax":
         if emb.catalogue is None or emb.targets is None:
             raise ValueError("full_softmax needs the model's BatchEmbeddings.catalogue and .targets")
         logits = emb.query @ emb.catalogue.T / temperature
+        if catalogue_mask is not None:
+            logits = logits.masked_fill(~catalogue_mask, float("-inf"))
         return F.cross_entropy(logits.float(), emb.targets) + emb.reg
     pos = (emb.query * emb.pos).sum(-1)
     neg = torch.einsum("bd,bnd->bn", emb.query, emb.neg)

@@ -25,17 +25,26 @@ class Context:
     Args:
         time (LongTensor [B]): ``time`` node index per request (``-1``: unknown).
         place (LongTensor [B]): ``place`` node index per request (``-1``: unknown).
+        session_items (LongTensor [B, L], optional): items opened earlier in the session,
+            oldest first, ``-1``-padded on the left; models without a session encoder
+            ignore them.
     """
 
     time: torch.Tensor
     place: torch.Tensor
+    session_items: Optional[torch.Tensor] = None
 
     @classmethod
     def of(cls, events: Interactions) -> "Context":
-        return cls(events.time, events.place)
+        return cls(events.time, events.place, events.prefix)
 
     def to(self, device) -> "Context":
-        return Context(self.time.to(device), self.place.to(device))
+        items = None if self.session_items is None else self.session_items.to(device)
+        return Context(self.time.to(device), self.place.to(device), items)
+
+    def __getitem__(self, rows) -> "Context":
+        items = None if self.session_items is None else self.session_items[rows]
+        return Context(self.time[rows], self.place[rows], items)
 
 
 class Recommender(abc.ABC):
@@ -103,29 +112,67 @@ class Recommender(abc.ABC):
         return [(str(graph.ids["item"][i]), float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist())]
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val", ks: Sequence[int] = (10, 20), batch_size: int = 1024) -> Dict[str, float]:
-        """Full-ranking metrics over all items on ``"val"`` or ``"test"``.
+    def evaluate(self, split: str = "val", ks: Sequence[int] = (10, 20), batch_size: int = 1024,
+                 protocol: str = "context") -> Dict[str, float]:
+        """Full-ranking metrics over all items (or the split's candidates) on ``"val"`` or ``"test"``.
 
-        Queries are (user, time slot, place) groups of held-out pairs; relevant items are
-        the group's pairs; masked are the user's train pairs (and, for test, val pairs).
+        Args:
+            split: ``"val"`` or ``"test"``.
+            ks: cut-offs (default: ``(10, 20)``).
+            batch_size: queries scored at once (default: 1024).
+            protocol: ``"context"``: one query per (user, time slot, place) group of held-out
+                pairs, relevant = the group's items; ``"session"``: one query per held-out
+                event, in its context, with the items opened earlier in its session as
+                ``Context.session_items`` (those items are masked too) (default: "context").
+
+        Masked are the user's train pairs (and, for test, val pairs). When the graph names
+        candidates for the split (``graph.candidates``, e.g. cold items), only they are ranked.
         """
+        queries, relevant = self.eval_queries(split, protocol)
+        if len(queries.user) == 0:
+            return {}
+        return ranking_metrics(self.rank_queries(split, queries, max(ks), batch_size), relevant, ks)
+
+    def eval_queries(self, split: str, protocol: str = "context") -> Tuple[Interactions, Tuple[torch.Tensor, torch.Tensor]]:
+        """The queries of :meth:`evaluate` and their relevant ``(query index, item)`` pairs."""
         graph = self.graph
         if graph is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted")
         if split not in ("val", "test"):
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         held = graph.val if split == "val" else graph.test
+        if protocol == "context":
+            return group_queries(held)
+        if protocol == "session":
+            if held.prefix is None:
+                raise ValueError("protocol='session' needs session prefixes; export the graph with "
+                                 "SplitConfig(session_len=...) > 0")
+            return held, (torch.arange(len(held)), held.item)
+        raise ValueError(f"protocol must be 'context' or 'session', got {protocol!r}")
+
+    @torch.no_grad()
+    def rank_queries(self, split: str, queries: Interactions, k: int, batch_size: int = 1024) -> torch.Tensor:
+        """Top-``k`` items [Q, k] for :meth:`eval_queries` queries, masked as :meth:`evaluate` does."""
+        graph = self.graph
         seen = graph.seen() if split == "val" else graph.seen(graph.train, graph.val)
-        queries, relevant = group_queries(held)
-        if len(queries.user) == 0:
-            return {}
+        allowed = getattr(graph, "candidates", {}).get(split)
         tops = []
         for start in range(0, len(queries.user), batch_size):
             sl = slice(start, start + batch_size)
-            items, _ = self.recommend(queries.user[sl], k=max(ks), context=Context(queries.time[sl], queries.place[sl]),
-                                      seen=seen)
-            tops.append(items)
-        return ranking_metrics(torch.cat(tops), relevant, ks)
+            users = queries.user[sl]
+            context = Context.of(queries)[sl]
+            scores = self.score(users, context).float().cpu().clone()
+            scores[seen.mask_index(users)] = float("-inf")
+            if context.session_items is not None:
+                rows, cols = torch.nonzero(context.session_items >= 0, as_tuple=True)
+                scores[rows, context.session_items[rows, cols]] = float("-inf")
+            if allowed is not None and len(allowed):
+                keep = torch.zeros(scores.size(1), dtype=torch.bool)
+                keep[allowed] = True
+                scores[:, ~keep] = float("-inf")
+            top = scores.topk(min(k, scores.size(1)), dim=1)
+            tops.append(torch.where(torch.isfinite(top.values), top.indices, -1))
+        return torch.cat(tops)
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
         """Items most similar to ``items`` by the model's item vectors (cosine)."""

@@ -47,6 +47,8 @@ class TrainConfig:
             batch, which is faster for small graphs (default: None).
         patience: epochs without a better validation metric before stopping (default: 10).
         metric: validation metric for early stopping and model selection (default: "ndcg@20").
+        val_protocol: how validation queries are made, as in ``Recommender.evaluate``:
+            ``"context"`` or ``"session"`` (default: "context").
         seed: seed for initialisation, shuffling and sampling (default: 0).
         device: "cpu", "cuda", "cuda:1", or None for automatic (default: None).
         amp: bfloat16 autocast when training on CUDA; ignored on CPU (default: True).
@@ -66,6 +68,7 @@ class TrainConfig:
     num_neighbors: Optional[List[int]] = None
     patience: int = 10
     metric: str = "ndcg@20"
+    val_protocol: str = "context"
     seed: int = 0
     device: Optional[str] = None
     amp: bool = True
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_negatives must be >= 0, got {self.num_negatives!r}")
         if self.num_negatives == 0 and not self.in_batch_negatives and self.loss != "full_softmax":
             raise ValueError("TrainConfig: num_negatives=0 needs in_batch_negatives=True (no negatives otherwise)")
+        if self.val_protocol not in ("context", "session"):
+            raise ValueError(f"TrainConfig.val_protocol must be 'context' or 'session', got {self.val_protocol!r}")
         if not self.lr > 0 or not self.temperature > 0:
             raise ValueError(f"TrainConfig.lr and temperature must be > 0, got {self.lr!r}, {self.temperature!r}")
 
@@ -121,19 +126,21 @@ def _dist():
 class _Step(nn.Module):
     """A model's training loss as ``forward``, so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, sampler: NegativeSampler) -> None:
+    def __init__(self, model: nn.Module, cfg: TrainConfig, sampler: NegativeSampler,
+                 known: Optional[torch.Tensor] = None) -> None:
         super().__init__()
-        self.model, self.cfg, self.sampler = model, cfg, sampler
+        self.model, self.cfg, self.sampler, self.known = model, cfg, sampler, known
 
-    def forward(self, users, items, negatives, time_slot, place):
+    def forward(self, users, items, negatives, time_slot, place, session_items=None):
         full = self.cfg.loss == "full_softmax"
-        emb = self.model.batch(users, items, negatives, Context(time_slot, place), catalogue=full)
+        emb = self.model.batch(users, items, negatives, Context(time_slot, place, session_items), catalogue=full)
         in_batch = None
         if self.cfg.in_batch_negatives:
             other = items.unsqueeze(0).expand(len(items), -1)
             in_batch = ~self.sampler.is_positive(users.unsqueeze(1).expand_as(other).cpu(), other.cpu()).to(users.device)
             in_batch &= items.unsqueeze(0) != items.unsqueeze(1)
-        return batch_loss(emb, self.cfg.loss, self.cfg.temperature, in_batch)
+        known = None if self.known is None else self.known.to(users.device)
+        return batch_loss(emb, self.cfg.loss, self.cfg.temperature, in_batch, known)
 
 
 class Trainer:
@@ -153,8 +160,12 @@ class Trainer:
         model.prepare(graph)
         model.to(device)
         events = graph.train
-        sampler = NegativeSampler(events.user, events.item, graph.num_items)
-        step = _Step(model, cfg, sampler)
+        # items without a training event (e.g. held out as cold) are neither negatives nor in
+        # the full softmax: training must not learn that unseen items are bad
+        known = torch.bincount(events.item, minlength=graph.num_items) > 0
+        pool = None if bool(known.all()) else torch.nonzero(known).view(-1)
+        sampler = NegativeSampler(events.user, events.item, graph.num_items, pool=pool)
+        step = _Step(model, cfg, sampler, None if pool is None else known)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -199,6 +210,8 @@ class Trainer:
                         shard = shard.new_zeros(1)
                     b, neg = b[shard], neg[shard]
                 args = (events.user[b], events.item[b], neg, events.time[b], events.place[b])
+                if events.prefix is not None and getattr(model, "session_len", 0):
+                    args += (events.prefix[b],)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                     loss = step(*(a.to(device) for a in args)) * share
                 opt.zero_grad()
@@ -214,7 +227,7 @@ class Trainer:
                 total = float(t.item())
             hist.epoch_seconds.append(time.perf_counter() - epoch_start)
             model.eval()
-            val = self._validate(model, cfg.metric, rank, world, device)
+            val = self._validate(model, cfg, rank, world, device)
             hist.loss.append(total / max(steps, 1))
             hist.val.append(val)
             if val > hist.best_val:
@@ -240,9 +253,9 @@ class Trainer:
         return hist
 
     @staticmethod
-    def _validate(model, metric: str, rank: int, world: int, device: torch.device) -> float:
+    def _validate(model, cfg: TrainConfig, rank: int, world: int, device: torch.device) -> float:
         """Validation metric, computed on rank 0 and shared so every process stops together."""
-        val = model.evaluate("val").get(metric, 0.0) if rank == 0 else 0.0
+        val = model.evaluate("val", protocol=cfg.val_protocol).get(cfg.metric, 0.0) if rank == 0 else 0.0
         if world > 1:
             import torch.distributed as dist
 

@@ -1,20 +1,27 @@
 """Recommenders: baselines and GNNs behind one interface."""
+from ctxrec.training.models.content_knn import ContentKNN
 from ctxrec.training.models.context_gnn import ContextGNN
+from ctxrec.training.models.ease import EASE
+from ctxrec.training.models.itemknn import ItemKNN
 from ctxrec.training.models.lightgcn import LightGCN
+from ctxrec.training.models.mf import MFBPR
 from ctxrec.training.models.mostpop import MostPop
 
-__all__ = ["ContextGNN", "LightGCN", "MostPop"]
+__all__ = ["ContentKNN", "ContextGNN", "EASE", "ItemKNN", "LightGCN", "MFBPR", "MostPop"]
 
 #: model name -> class, for the CLI and configs
-MODELS = {"mostpop": MostPop, "lightgcn": LightGCN, "context_gnn": ContextGNN}
+MODELS = {"mostpop": MostPop, "lightgcn": LightGCN, "context_gnn": ContextGNN, "itemknn": ItemKNN, "ease": EASE,
+          "mf_bpr": MFBPR, "content_knn": ContentKNN}
 
 
 def make_model(name: str, **kwargs):
-    """Build a model by name (``mostpop``, ``lightgcn``, ``context_gnn``)."""
+    """Build a model by name (``mostpop``, ``itemknn``, ``ease``, ``mf_bpr``, ``content_knn``,
+    ``lightgcn``, ``context_gnn``)."""
     try:
-        return MODELS[name.lower()](**kwargs)
+        klass = MODELS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}") from None
+    return klass(**kwargs)
 
 
 __all__ += ["MODELS", "make_model"]

@@ -7,7 +7,10 @@ them through their sessions. A request ``(user, time slot, place)`` becomes a qu
 .. math::
     q = h_u + \\mathrm{MLP}([h_u \\,\\|\\, h_t \\,\\|\\, h_p])
 
-and items are scored by :math:`q^\\top h_i + b_i` (``b_i`` a learned item bias). Item
+and items are scored by :math:`q^\\top h_i + b_i` (``b_i`` a learned item bias). With
+``session_len > 0`` the query also reads the items opened earlier in the session through a
+small Transformer (:class:`~ctxrec.training.models.session.SessionEncoder`):
+:math:`q = h_u + \\mathrm{MLP}([h_u \\| h_t \\| h_p \\| s])`. Item
 inputs are their modality features fused to ``hidden`` (by the strategy named in
 ``fusion``, see :func:`~ctxrec.fusion.get_fusion`) plus an ID embedding; context nodes
 start from the text encoding of their description plus an ID embedding; sessions start
@@ -24,6 +27,7 @@ from torch import nn
 from ctxrec.fusion import get_fusion
 from ctxrec.graph.export import RecGraph
 from ctxrec.training.losses import BatchEmbeddings
+from ctxrec.training.models.session import SessionEncoder
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig
 
@@ -44,6 +48,8 @@ class ContextGNN(nn.Module, Recommender):
         item_ids: give items a learned ID embedding besides their features; without it
             items are only what their features say, which generalises to items with few
             interactions (ignored when items have no features) (default: True).
+        session_len: read up to this many earlier items of the request's session
+            (``Context.session_items``) with a session Transformer; 0 turns it off (default: 0).
 
     Example:
         >>> model = ContextGNN(hidden=32).fit(graph)  # doctest: +SKIP
@@ -55,9 +61,11 @@ class ContextGNN(nn.Module, Recommender):
 
     def __init__(self, hidden: int = 64, num_layers: int = 2, features: Sequence[str] = ("text",),
                  dropout: float = 0.1, reg: float = 1e-4, train: TrainConfig | dict | None = None,
-                 fusion: str = "mean", item_ids: bool = True) -> None:
+                 fusion: str = "mean", item_ids: bool = True, session_len: int = 0) -> None:
         nn.Module.__init__(self)
-        self.item_ids = item_ids
+        if session_len < 0:
+            raise ValueError(f"session_len must be >= 0 (0: no session encoder), got {session_len}")
+        self.item_ids, self.session_len = item_ids, session_len
         self.hidden, self.num_layers, self.features = hidden, num_layers, tuple(features)
         self.dropout, self.reg = dropout, reg
         self.fusion_name = fusion  # `self.fusion` is the ModuleDict built in prepare()
@@ -68,7 +76,7 @@ class ContextGNN(nn.Module, Recommender):
     def config(self) -> dict:
         return {"hidden": self.hidden, "num_layers": self.num_layers, "features": list(self.features),
                 "dropout": self.dropout, "reg": self.reg, "fusion": self.fusion_name, "item_ids": self.item_ids,
-                "train": asdict(self.train_config)}
+                "session_len": self.session_len, "train": asdict(self.train_config)}
 
     def prepare(self, graph: RecGraph) -> None:
         from torch_geometric.nn import HeteroConv, SAGEConv
@@ -98,7 +106,9 @@ class ContextGNN(nn.Module, Recommender):
         )
         self.norms = nn.ModuleList(nn.ModuleDict({t: nn.LayerNorm(h) for t in data.node_types})
                                    for _ in range(self.num_layers))
-        self.query_mlp = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, h))
+        self.session_encoder = SessionEncoder(h, self.session_len) if self.session_len else None
+        parts = 4 if self.session_len else 3
+        self.query_mlp = nn.Sequential(nn.Linear(parts * h, h), nn.ReLU(), nn.Linear(h, h))
         self.drop = nn.Dropout(self.dropout)
         self.sampler = None
         fanout = self.train_config.num_neighbors
@@ -161,7 +171,8 @@ class ContextGNN(nn.Module, Recommender):
         """One batch over a sampled subgraph around its users, items and context nodes."""
         dev = self.session_init.device
         t, p = context.time.cpu(), context.place.cpu()
-        item_seeds = torch.cat([items.cpu(), negatives.cpu().reshape(-1)])
+        prefix = self._prefix(context, len(users))
+        item_seeds = torch.cat([items.cpu(), negatives.cpu().reshape(-1), prefix.cpu().clamp(min=0).reshape(-1)])
         if catalogue:  # every item's vector: seed them all (ids first, in order)
             item_seeds = torch.cat([torch.arange(self.graph.num_items), item_seeds])
         groups = {"user": users.cpu(), "item": item_seeds,
@@ -179,11 +190,16 @@ class ContextGNN(nn.Module, Recommender):
             ht[(t >= 0).to(dev)] = h["time"][inverse["time"].to(dev)]
         if (p >= 0).any():
             hp[(p >= 0).to(dev)] = h["place"][inverse["place"].to(dev)]
-        item_rows = self._items(h["item"][inverse["item"].to(dev)], seeds["item"].to(dev)[inverse["item"].to(dev)])
+        item_h = h["item"][inverse["item"].to(dev)]
+        item_rows = self._items(item_h, seeds["item"].to(dev)[inverse["item"].to(dev)])
         skip = self.graph.num_items if catalogue else 0
         pos = item_rows[skip:skip + len(items)]
-        neg = item_rows[skip + len(items):].reshape(*negatives.shape, -1)
-        out = BatchEmbeddings(self._query(hu, ht, hp), pos, neg, self._reg(users, items))
+        n_neg = negatives.numel()
+        neg = item_rows[skip + len(items):skip + len(items) + n_neg].reshape(*negatives.shape, -1)
+        hs = None
+        if self.session_encoder is not None:
+            hs = self._session(item_h[skip + len(items) + n_neg:].reshape(*prefix.shape, -1), prefix.to(dev))
+        out = BatchEmbeddings(self._query(hu, ht, hp, hs), pos, neg, self._reg(users, items))
         if catalogue:
             out.catalogue, out.targets = item_rows[:skip], items
         return out
@@ -197,7 +213,22 @@ class ContextGNN(nn.Module, Recommender):
             t, p = context.time.to(hu.device), context.place.to(hu.device)
             ht = torch.where((t >= 0).unsqueeze(1), h["time"][t.clamp(min=0)], zeros)
             hp = torch.where((p >= 0).unsqueeze(1), h["place"][p.clamp(min=0)], zeros)
-        return self._query(hu, ht, hp)
+        prefix = self._prefix(context, len(users)).to(hu.device)
+        return self._query(hu, ht, hp, self._session(h["item"][prefix.clamp(min=0)], prefix))
+
+    def _prefix(self, context: Optional[Context], n: int) -> torch.Tensor:
+        """The request's earlier session items ``[n, session_len]`` (``[n, 0]`` without an encoder)."""
+        if not self.session_len:
+            return torch.zeros(n, 0, dtype=torch.long)
+        items = None if context is None else context.session_items
+        if items is None:
+            return torch.full((n, self.session_len), -1, dtype=torch.long)
+        items = items.long()[:, -self.session_len:]
+        pad = self.session_len - items.size(1)
+        return torch.nn.functional.pad(items, (pad, 0), value=-1) if pad else items
+
+    def _session(self, vectors: torch.Tensor, prefix: torch.Tensor) -> Optional[torch.Tensor]:
+        return self.session_encoder(vectors, prefix) if self.session_encoder is not None else None
 
     def _reg(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """L2 of the batch's ID embeddings, weighted by ``reg``."""
@@ -206,8 +237,10 @@ class ContextGNN(nn.Module, Recommender):
             total = total + self.ids["item"].weight[items].pow(2).sum()
         return self.reg * total / len(users)
 
-    def _query(self, hu: torch.Tensor, ht: torch.Tensor, hp: torch.Tensor) -> torch.Tensor:
-        q = hu + self.query_mlp(torch.cat([hu, ht, hp], 1))
+    def _query(self, hu: torch.Tensor, ht: torch.Tensor, hp: torch.Tensor,
+               hs: Optional[torch.Tensor] = None) -> torch.Tensor:
+        parts = [hu, ht, hp] if hs is None else [hu, ht, hp, hs]
+        q = hu + self.query_mlp(torch.cat(parts, 1))
         return torch.cat([q, torch.ones_like(q[:, :1])], 1)  # the 1 meets the item bias
 
     def _items(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,30 @@
+"""The binary train user-item matrix ``X`` that the neighbourhood baselines share.
+
+``graph.train`` has one row per session occurrence, so a pair can repeat; ``X`` counts
+each ``(user, item)`` pair once. ``X`` is never held whole as a dense ``[U, I]`` tensor:
+rows are built per batch of users from the CSR of :meth:`RecGraph.seen`, and the Gram
+matrix ``X^T X`` is summed over batches of users.
+"""
+from __future__ import annotations
+
+import torch
+
+from ctxrec.graph.export import RecGraph
+
+
+def user_rows(graph: RecGraph, users: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Rows of ``X`` for a batch of users: ``[len(users), num_items]``, 1 where the user has a train pair."""
+    users = torch.as_tensor(users, dtype=torch.long).cpu()
+    rows, cols = graph.seen().mask_index(users)
+    out = torch.zeros(len(users), graph.num_items, dtype=dtype)
+    out[rows, cols] = 1
+    return out
+
+
+def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Item-item co-occurrence ``X^T X`` ``[num_items, num_items]``; its diagonal is each item's user count."""
+    out = torch.zeros(graph.num_items, graph.num_items, dtype=dtype)
+    for start in range(0, graph.num_users, batch_size):
+        x = user_rows(graph, torch.arange(start, min(start + batch_size, graph.num_users)), dtype)
+        out += x.T @ x
+    return out
