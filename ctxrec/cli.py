@@ -480,6 +480,18 @@ def bench_session(seeds: str = typer.Option("0,1,2", help="World seeds, comma-se
     run_bench(_ints(seeds, "--seeds"), epochs=epochs, out_dir=str(out))
 
 
+@bench_app.command("serve")
+def bench_serve(items: int = typer.Option(100_000, help="Items of the synthetic world."),
+                users: int = typer.Option(1000, help="Users of the synthetic world."),
+                requests: int = typer.Option(2000, help="Requests per endpoint."),
+                concurrency: int = typer.Option(16, help="Requests in flight at once."),
+                out: Path = typer.Option(Path("benchmarks"), help="Folder for serve.json.")) -> None:
+    """p50/p99 latency and errors of /recommend and /items/{id}/related under a loopback load."""
+    from ctxrec.bench.serve import run as run_bench
+
+    run_bench(items=items, users=users, requests=requests, concurrency=concurrency, out_dir=str(out))
+
+
 @bench_app.command("scale")
 def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multiples of the base user count."),
                 base_users: int = typer.Option(6300, help="Users at 1x (x 20 sessions x 5 events)."),

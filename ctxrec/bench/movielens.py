@@ -31,9 +31,11 @@ COLUMNS = ("ndcg@20", "recall@20", "hit_rate@20", "precision@20", "map@20", "mrr
            "coverage@20", "novelty@20", "gini@20")
 #: split settings per protocol (the rest are SplitConfig's defaults): random is 80/10/10
 SPLITS = {"temporal": {}, "random": {"test": 0.1, "val": 1 / 9}, "cold_items": {}, "context_shift": {}}
-#: grid changes per protocol: for cold items the context GNN may also drop item ID embeddings
-#: (a cold item's ID vector never trains), chosen on the cold validation items
-PROTOCOL_GRIDS = {"cold_items": {"context_gnn": {"item_ids": [True, False]}}}
+#: grid changes per protocol. Cold items: the context GNN may also drop item ID embeddings (a
+#: cold item's ID vector never trains), chosen on the cold validation items; the ID-only models
+#: cannot score an item without interactions whatever their settings, so they get one each
+PROTOCOL_GRIDS = {"cold_items": {"context_gnn": {"item_ids": [True, False]}, "lightgcn": {"num_layers": [2]},
+                                 "mf_bpr": {"train.lr": [0.005]}, "itemknn": {"k": [50]}, "ease": {"l2": [500.0]}}}
 #: the poster encoder when no options are given: a small open_clip ViT with random weights
 SMALL_CLIP = {
     "arch": "ctxrec-small-clip",

@@ -226,6 +226,9 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
         """Append events; the next /recommend for their session excludes their items and reads them."""
         return service.add_interactions([e.model_dump() for e in body.events])
 
+    from ctxrec.serve.web import add_web
+
+    add_web(app, service)  # the page at / and the endpoints it reads
     return app
 
 

@@ -1,0 +1,155 @@
+"""``ctxrec bench serve``: a bounded loopback load on the HTTP API.
+
+A synthetic world with 100k items is ingested into the embedded store and a ContextGNN is
+trained on it (one epoch: the figure is about serving, not quality). ``ctxrec serve`` then
+runs in its own process on 127.0.0.1, and a client in this process sends ``requests``
+requests per endpoint, ``concurrency`` at a time, after a warm-up: ``/recommend`` for random
+users in random contexts (with and without reason sentences) and ``/items/{id}/related``.
+Latency is measured at the client (request sent to body read); p50 / p99 and the error
+count (any non-2xx or transport error) go to ``benchmarks/serve.json``.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from ctxrec.bench.report import table, write_report
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(folder: Path, items: int, users: int, seed: int = 0) -> Dict[str, object]:
+    """World -> embedded store -> ContextGNN (1 epoch) saved in ``folder/model``."""
+    from ctxrec.datasets.synthetic import WorldConfig, generate_world
+    from ctxrec.graph.export import export_pyg
+    from ctxrec.graph.ingest import ingest
+    from ctxrec.graph.stores import open_store
+    from ctxrec.training.models import ContextGNN
+
+    t0 = time.perf_counter()
+    cfg = WorldConfig(n_users=users, n_items=items, n_places=12, sessions_per_user=10, items_per_session=5,
+                      images=False, audio=False, days=120, seed=seed)
+    files = generate_world(cfg).write(folder / "world")
+    store = open_store("embedded", folder / "graph.db")
+    try:
+        ingest(store, files["interactions"], files["items"], files["context"])
+        graph = export_pyg(store)
+    finally:
+        store.close()
+    model = ContextGNN(hidden=64, features=(), train={"epochs": 1, "seed": seed}).fit(graph)
+    model.save(folder / "model")
+    return {"items": graph.num_items, "users": graph.num_users, "train_events": len(graph.train),
+            "ids": {"users": [str(u) for u in graph.ids["user"]], "items": [str(i) for i in graph.ids["item"]],
+                    "times": [str(t) for t in graph.ids["time"]], "places": [str(p) for p in graph.ids["place"]]},
+            "prepare_s": time.perf_counter() - t0}
+
+
+async def _load(base: str, paths: Sequence[str], concurrency: int) -> List[tuple]:
+    import httpx2 as httpx
+
+    queue = list(paths)
+    results: List[tuple] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+        async def worker() -> None:
+            while queue:
+                path = queue.pop()
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(path)
+                    ok = 200 <= r.status_code < 300
+                except Exception:  # noqa: BLE001 -- a transport error counts as an error
+                    ok = False
+                results.append((time.perf_counter() - t0, ok))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def _percentile(values: List[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurrency: int = 16,
+        out_dir: str = "benchmarks", seed: int = 0) -> Dict[str, object]:
+    """Prepare, serve, load; print the table; write ``benchmarks/serve.json``."""
+    rng = random.Random(seed)
+    figures: Dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="ctxrec-serve-") as tmp:
+        folder = Path(tmp)
+        facts = prepare(folder, items, users, seed)
+        ids = facts.pop("ids")
+        port = _free_port()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        server = subprocess.Popen([sys.executable, "-m", "ctxrec.cli", "serve", "--db", str(folder / "graph.db"),
+                                   "--model-dir", str(folder / "model"), "--features", str(folder / "none"),
+                                   "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait(base, server)
+
+            def recommend(reasons: bool) -> str:
+                return (f"/recommend?user={rng.choice(ids['users'])}&time={rng.choice(ids['times'])}"
+                        f"&place={rng.choice(ids['places']).replace(' ', '%20')}&k=10&reasons={str(reasons).lower()}")
+
+            endpoints = {
+                "/recommend": lambda: recommend(False),
+                "/recommend (with reasons)": lambda: recommend(True),
+                "/items/{id}/related": lambda: f"/items/{rng.choice(ids['items'])}/related?k=10",
+            }
+            for name, make in endpoints.items():
+                asyncio.run(_load(base, [make() for _ in range(50)], concurrency))  # warm-up
+                n = requests if "reasons" not in name else max(requests // 4, 100)
+                t0 = time.perf_counter()
+                res = asyncio.run(_load(base, [make() for _ in range(n)], concurrency))
+                wall = time.perf_counter() - t0
+                ms = [1000 * s for s, _ in res]
+                figures[name] = {"p50_ms": _percentile(ms, 0.5), "p99_ms": _percentile(ms, 0.99),
+                                 "errors": sum(not ok for _, ok in res), "requests": len(res),
+                                 "requests_per_s": len(res) / wall}
+                print(f"{name}: {figures[name]}", flush=True)
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    rows = [{"endpoint": k, **v} for k, v in figures.items()]
+    print(table(rows, ["endpoint", "requests", "p50_ms", "p99_ms", "errors", "requests_per_s"]))
+    figures["_setup"] = {**facts, "requests": requests, "concurrency": concurrency, "store": "embedded (LadybugDB)",
+                         "model": "ContextGNN hidden 64, 1 epoch, no features", "server": "ctxrec serve, 1 process",
+                         "client": "httpx2 AsyncClient in another process, keep-alive"}
+    path = write_report("serve", figures, out_dir, command=f"ctxrec bench serve --items {items} --users {users} "
+                                                            f"--requests {requests} --concurrency {concurrency}")
+    print(f"\nwritten to {path}")
+    return figures
+
+
+def _wait(base: str, server: subprocess.Popen, timeout: float = 300.0) -> None:
+    import httpx2 as httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"ctxrec serve exited ({server.returncode}):\n{server.stdout.read()[-3000:]}")
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return
+        except Exception:  # noqa: BLE001 -- not up yet
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"ctxrec serve did not answer /health within {timeout:.0f} s")
