@@ -368,8 +368,13 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                                      "(default: $CTXREC_API_KEY); without one writes are refused."),
           host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="Port."),
-          session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session (new events).")) -> None:
+          session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session (new events)."),
+          torch_threads: int = typer.Option(1, help="Threads per torch op; requests already run in parallel "
+                                                    "threads, so more mostly adds contention.")) -> None:
     """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
+    import torch
+
+    torch.set_num_threads(max(1, torch_threads))
     from ctxrec.optional import require
 
     try:

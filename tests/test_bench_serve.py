@@ -14,6 +14,7 @@ def test_bench_serve_small(tmp_path):
     saved = json.loads((tmp_path / "serve.json").read_text())
     for endpoint in ("/recommend", "/recommend (with reasons)", "/items/{id}/related"):
         entry = saved[endpoint]
-        assert entry["errors"] == 0 and entry["requests"] >= 40
+        assert entry["errors"] == 0
+        assert entry["requests"] == (50 if endpoint.endswith("(with reasons)") else 40)
         assert 0 < entry["p50_ms"] <= entry["p99_ms"]
     assert figures["_setup"]["items"] == 300

@@ -72,6 +72,7 @@ class ContextGNN(nn.Module, Recommender):
         self.train_config = TrainConfig(**train) if isinstance(train, dict) else (train or TrainConfig())
         self.history = None
         self._cache: Optional[Dict[str, torch.Tensor]] = None
+        self._scored: Optional[tuple] = None  # (the cache it belongs to, scored item matrix)
 
     def config(self) -> dict:
         return {"hidden": self.hidden, "num_layers": self.num_layers, "features": list(self.features),
@@ -262,7 +263,10 @@ class ContextGNN(nn.Module, Recommender):
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
         h = self.encode()
-        items = self._items(h["item"], torch.arange(h["item"].size(0), device=h["item"].device))
+        items = self._scored[1] if self._scored is not None and self._scored[0] is h else None
+        if items is None:  # item vectors with the bias column, kept as long as the eval-mode cache
+            items = self._items(h["item"], torch.arange(h["item"].size(0), device=h["item"].device))
+            self._scored = (h, items) if not self.training else None
         return self.query(h, users.to(self.session_init.device), context) @ items.T
 
     def item_embeddings(self) -> torch.Tensor:
