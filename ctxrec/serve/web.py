@@ -61,7 +61,7 @@ def add_web(app, service) -> None:
     catalog = Catalog(service)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> HTMLResponse:
+    def page():
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     @app.get("/catalog", tags=["page"])
@@ -75,7 +75,7 @@ def add_web(app, service) -> None:
         return catalog.item(item_id)
 
     @app.get("/items/{item_id}/image", tags=["items"], response_class=FileResponse)
-    def image(item_id: str) -> FileResponse:
+    def image(item_id: str):
         """The item's picture (poster, cover)."""
         path = catalog.image(item_id)
         return FileResponse(path, media_type=IMAGE_TYPES[path.suffix.lower()])
