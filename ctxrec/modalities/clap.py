@@ -22,8 +22,8 @@ from ctxrec.modalities.audio_io import (
     _check_crop,
     _ReportsProblems,
 )
-from ctxrec.modalities.base import Encoder, is_missing, looks_like_path, split_source
-from ctxrec.modalities.text import folder_or_hub_id
+from ctxrec.modalities.base import Encoder, is_missing
+from ctxrec.modalities.text import folder_or_hub_id, folder_or_hub_source
 from ctxrec.optional import require
 
 #: The Hugging Face name of the default CLAP checkpoint (not bundled: put it on disk first).
@@ -301,19 +301,8 @@ def _resolve_clap(model: str) -> tuple[str, str, str]:
     """``model`` -> (name kept in the config, "local"|"hub", where to load from)."""
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model):
         raise TypeError(f"`model` must be a CLAP folder or a Hugging Face name, got {model!r}")
-    model = os.fspath(model)
-    kind, where, explicit = split_source(model)
-    if kind == "hub":
-        return model, "hub", where
-    if kind == "dir":
-        return where, "local", where
-    if explicit or looks_like_path(where):
-        raise FileNotFoundError(
-            f"`model` {model!r} is not a folder (looked at {Path(where).expanduser().resolve()}); pass a "
-            f"folder with a saved ClapModel or a Hugging Face name such as {DEFAULT_CLAP_MODEL!r} that is "
-            "in the local cache"
-        )
-    return model, "hub", model
+    return folder_or_hub_source(os.fspath(model), f"a folder with a saved ClapModel or a Hugging Face name such as "
+                                                  f"{DEFAULT_CLAP_MODEL!r} that is in the local cache")
 
 
 def _pooled(output: Any) -> Tensor:

@@ -203,7 +203,14 @@ def _resolve_model(model: str | None) -> tuple[str, str, str]:
         return DEFAULT_TEXT_MODEL, "local", default_text_model_path()
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"`model` must be a model name or a folder path, got {model!r}")
-    model = os.fspath(model)
+    return folder_or_hub_source(os.fspath(model), f"an existing model folder or a Hugging Face name such as "
+                                                  f"{DEFAULT_TEXT_MODEL!r}")
+
+
+def folder_or_hub_source(model: str, expected: str) -> tuple[str, str, str]:
+    """A model given as a local folder or a Hugging Face name -> (name kept in the config,
+    ``"local"`` | ``"hub"``, where to load from); a path that is not a folder is an error
+    that says what was ``expected``."""
     kind, where, explicit = split_source(model)
     if kind == "hub":
         return model, "hub", where
@@ -211,8 +218,7 @@ def _resolve_model(model: str | None) -> tuple[str, str, str]:
         return where, "local", where
     if explicit or looks_like_path(where):
         raise FileNotFoundError(
-            f"`model` {model!r} is not a folder (looked at {Path(where).expanduser().resolve()}); pass an "
-            f"existing model folder or a Hugging Face name such as {DEFAULT_TEXT_MODEL!r}"
+            f"`model` {model!r} is not a folder (looked at {Path(where).expanduser().resolve()}); pass {expected}"
         )
     return model, "hub", model
 
