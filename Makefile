@@ -50,7 +50,7 @@ DGL_VENV := .venv-dgl
 DGL_STAMP := $(DGL_VENV)/.installed
 DGL_OUT := runs/test-dgl
 .PHONY: test-dgl
-$(DGL_STAMP): scripts/dgl_env.sh
+$(DGL_STAMP): scripts/dgl_env.sh requirements/dgl-lock.txt
 	scripts/dgl_env.sh
 test-dgl: $(STAMP) $(DGL_STAMP)
 	rm -rf $(DGL_OUT)
