@@ -105,7 +105,8 @@ def _feature_source(name: str, dim: int, known: Dict[str, dict]) -> _VectorSourc
 
 
 def export_bundle(model: "Recommender", graph: "RecGraph", out: str | Path, features_dir: str | Path | None = None,
-                  faiss: bool = False) -> Path:
+                  faiss: bool = False, dp=None, dp_clip: float = 1.0, dp_seed: Optional[int] = None,
+                  dp_mechanism: str = "classic") -> Path:
     """Write a bundle that serves ``model`` on ``graph`` in a fresh process, without the store.
 
     Args:
@@ -117,6 +118,18 @@ def export_bundle(model: "Recommender", graph: "RecGraph", out: str | Path, feat
             (default: encoders recorded by name and dimension only).
         faiss (bool): also build ``faiss/``, an index over the item embeddings (needs
             faiss-cpu) (default: False).
+        dp (tuple | GaussianMechanism, optional): ``(epsilon, delta)``: the user embeddings
+            (``embeddings/emb.parquet`` User rows and ``graph/nodes/user/emb.npy``, one noised
+            copy) are clipped to L2 norm ``dp_clip`` and get Gaussian noise,
+            ``sigma = 2 C sqrt(2 ln(1.25/delta)) / epsilon`` (sensitivity 2C: one user's vector
+            replaced by another; the classic calibration is proven for epsilon < 1, see
+            :class:`ctxrec.privacy.GaussianMechanism`); the manifest's ``privacy`` records it.
+            The guarantee covers those vectors only: ``model/`` (weights) and ``graph/``
+            (edges, splits) still hold the users' data un-noised, so release the embeddings
+            alone (default: None, no noise).
+        dp_clip (float): the clip norm C (default: 1.0).
+        dp_seed (int, optional): noise seed (default: fresh randomness).
+        dp_mechanism (str): ``"classic"`` or ``"analytic"`` (default: "classic").
 
     Returns:
         Path: the bundle folder.
@@ -130,6 +143,9 @@ def export_bundle(model: "Recommender", graph: "RecGraph", out: str | Path, feat
         raise ValueError(f"model {type(model).__name__} serves another RecGraph than `graph`; pass the graph it was "
                          "fitted on (model.graph) so ids and indices match")
     emb = node_embeddings(model)
+    privacy = None
+    if dp is not None:
+        emb, privacy = _privatize(emb, dp, dp_clip, dp_seed, dp_mechanism, type(model).__name__)
     dims = {t: int(v.shape[1]) for t, v in emb.items()}
     if len(set(dims.values())) > 1:  # one Parquet per vector name holds one dimension
         raise ValueError(f"node embeddings of {type(model).__name__} have dimensions {dims}; expected one")
@@ -164,11 +180,34 @@ def export_bundle(model: "Recommender", graph: "RecGraph", out: str | Path, feat
         "versions": _versions(ctxrec.__version__, torch.__version__),
         "files": {"model": "model", "graph": "graph", "embeddings": "embeddings", "features": "features",
                   **({"faiss": "faiss"} if faiss else {})},
+        **({"privacy": privacy} if privacy else {}),
     }
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, default=str))
     os.replace(tmp, out / MANIFEST)  # written last: a folder with it is a complete bundle
     return out
+
+
+def _privatize(emb: Dict[str, np.ndarray], dp, clip: float, seed: Optional[int], mechanism: str,
+               model_name: str) -> Tuple[Dict[str, np.ndarray], dict]:
+    """``emb`` with the user vectors clipped and noised once, and the manifest's ``privacy`` entry."""
+    from ctxrec.privacy import GaussianMechanism
+
+    if isinstance(dp, GaussianMechanism):
+        mech = dp
+    else:
+        try:
+            epsilon, delta = dp
+        except (TypeError, ValueError):
+            raise ValueError(f"dp must be (epsilon, delta) or a GaussianMechanism, got {dp!r}") from None
+        mech = GaussianMechanism(epsilon, delta, clip=clip, mechanism=mechanism, seed=seed)
+    if "user" not in emb:
+        raise ValueError(f"dp noise is for user embeddings, and {model_name} exports none "
+                         f"(it has {sorted(emb) or 'no embeddings'}); export a ContextGNN, or drop dp")
+    entry = {**mech.describe(), "covers": ["embeddings/emb.parquet (User rows)", "graph/nodes/user/emb.npy"],
+             "not_covered": "model/ (weights, incl. user parameters) and graph/ edges and splits hold the users' "
+                            "data without noise; release the noised user embeddings alone to keep the guarantee"}
+    return {**emb, "user": mech.apply(emb["user"])}, {"user_embeddings": entry}
 
 
 def _write_features(folder: Path, graph: "RecGraph", known: Dict[str, dict]) -> Dict[str, Dict[str, int]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from ctxrec.graph import context as ctx
 from ctxrec.graph.readers import RejectLog, map_unique, parse_times, read_table, reject_rows
 from ctxrec.graph.schema import ACTION_WEIGHTS
 from ctxrec.graph.tables import GraphTables
+
+if TYPE_CHECKING:
+    from ctxrec.privacy import Pseudonymizer
 
 INTERACTION_COLUMNS = ("user_id", "action", "item_id", "time")
 INTERACTION_OPTIONAL = ("value", "location", "session_id")
@@ -39,11 +42,15 @@ class BuildConfig:
         session_gap_minutes: inactivity gap that starts a new session (default: 30).
         max_future_days: times later than now + this many days are rejected (default: 1).
         max_text_chars: longer text fields are rejected (default: 100_000).
+        pseudonymize: a :class:`~ctxrec.privacy.Pseudonymizer`: user ids (and copies of them
+            in session_id, location, shopping_cart) become keyed pseudonyms after validation,
+            and reject-file entries show no raw id (default: None, ids kept as read).
     """
 
     session_gap_minutes: float = 30.0
     max_future_days: float = 1.0
     max_text_chars: int = 100_000
+    pseudonymize: Optional["Pseudonymizer"] = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -82,10 +89,11 @@ def build_graph(
         >>> res.tables.nodes["Item"].shape  # doctest: +SKIP
     """
     config = config or BuildConfig()
-    log = RejectLog()
+    pseudo = config.pseudonymize
+    log = RejectLog(redact=pseudo.reject_value if pseudo is not None else None)
     item_frame, items_read = _items(Path(items), log, config)
     inter, inter_read, dups = _interactions(Path(interactions), set(item_frame["id"]), log, config)
-    ctx_frame, ctx_read = (_context(Path(context), log) if context is not None else (None, 0))
+    ctx_frame, ctx_read = (_context(Path(context), log, pseudo) if context is not None else (None, 0))
 
     sessions = ctx.sessionize(inter["user_id"], inter["time"], config.session_gap_minutes,
                               inter["session_id"] if "session_id" in inter else None)
@@ -245,10 +253,12 @@ def _interactions(path: Path, known_items: set, log: RejectLog, config: BuildCon
     key = ["user_id", "item_id", "action", "time"]
     dup = frame.duplicated(subset=key, keep="first")
     frame = frame.loc[~dup]
+    if config.pseudonymize is not None:  # after validation: every reject above saw (and redacted) raw values
+        frame = config.pseudonymize.frame(frame)
     return frame.reset_index(drop=True), n, int(dup.sum())
 
 
-def _context(path: Path, log: RejectLog):
+def _context(path: Path, log: RejectLog, pseudo: Optional["Pseudonymizer"] = None):
     before = len(log)
     frame = read_table(path, CONTEXT_COLUMNS, log=log)
     n = len(frame) + len(log) - before  # rows with a wrong field count were rejected while reading
@@ -260,6 +270,8 @@ def _context(path: Path, log: RejectLog):
     frame = reject_rows(frame, bad, log, f, "time_in_site", "time_in_site is not a non-negative number (minutes)")
     dup = frame["user_id"].duplicated(keep="first")
     frame = reject_rows(frame, dup, log, f, "user_id", "duplicate user_id; keep one context row per user")
+    if pseudo is not None:  # before the place is normalised, so a copied id is still found there
+        frame = pseudo.frame(frame)
     out = pd.DataFrame({
         "user_id": frame["user_id"],
         "place": map_unique(frame["location"], ctx.normalize_place),

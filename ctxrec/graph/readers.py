@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,14 +34,22 @@ class Reject:
 
 
 class RejectLog:
-    """Collects rejects across files; written as CSV (file,row,column,value,reason)."""
+    """Collects rejects across files; written as CSV (file,row,column,value,reason).
 
-    def __init__(self) -> None:
+    Args:
+        redact (callable, optional): ``(column, raw value) -> shown value``, e.g.
+            :meth:`ctxrec.privacy.Pseudonymizer.reject_value` so that no raw user id reaches
+            the reject file (default: values shown as read).
+    """
+
+    def __init__(self, redact: Optional[Callable[[str, object], object]] = None) -> None:
         self.items: List[Reject] = []
+        self.redact = redact
 
     def add(self, file: str, rows: Iterable[int], column: str, values: Iterable[object], reason: str) -> None:
         for r, v in zip(rows, values):
-            self.items.append(Reject(str(file), int(r), column, _show(v), reason))
+            shown = self.redact(column, v) if self.redact is not None else v
+            self.items.append(Reject(str(file), int(r), column, _show(shown), reason))
 
     def __len__(self) -> int:
         return len(self.items)
