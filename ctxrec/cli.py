@@ -14,6 +14,10 @@ DEFAULT_DB = Path(".ctxrec/graph.db")
 StoreOpt = typer.Option("embedded", "--store", help="Graph store: embedded (LadybugDB folder) or neo4j.")
 DbOpt = typer.Option(DEFAULT_DB, "--db", help="Embedded store folder.")
 UriOpt = typer.Option(None, "--uri", help="Neo4j URI (default: $NEO4J_URI; user/password from $NEO4J_USER/$NEO4J_PASSWORD).")
+KEY_ENV = "CTXREC_PSEUDONYM_KEY"  # ctxrec.privacy.KEY_ENV, kept here so `import ctxrec.cli` stays light
+PseudoKeyOpt = typer.Option(None, "--pseudonymize-key-file",
+                            help=f"Secret key file (>= 16 bytes; default: ${KEY_ENV} if set): user ids become "
+                                 "keyed pseudonyms before anything is written. Keep it away from the data.")
 
 
 def _fail(message: str) -> None:
@@ -30,7 +34,7 @@ def _open(kind: str, db: Path, uri: Optional[str], read_only: bool = False):
             return open_store(kind, db, read_only=read_only)
         if kind == "neo4j":
             return open_store("neo4j", uri=uri, read_only=read_only)
-    except (ConnectionError, PermissionError, ValueError) as e:
+    except (ConnectionError, PermissionError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     _fail(f"--store {kind!r} is not one of: embedded, neo4j")
 
@@ -60,19 +64,29 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
            store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
            session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session."),
            rejects: Optional[Path] = typer.Option(None, help="Reject file (default: beside the interactions)."),
-           batch_size: int = typer.Option(50_000, help="Rows per upsert batch.")) -> None:
+           batch_size: int = typer.Option(50_000, help="Rows per upsert batch."),
+           pseudonymize_key_file: Optional[Path] = PseudoKeyOpt) -> None:
     """Validate the seed tables, derive context and load the graph into the store."""
+    import warnings
+
     from ctxrec.graph.build import BuildConfig
     from ctxrec.graph.ingest import ingest as run_ingest
-    from ctxrec.graph.readers import InputError
+    from ctxrec.graph.readers import InputError, InputWarning
 
+    pseudo = _pseudonymizer(pseudonymize_key_file, data_dirs=[db] if store in ("embedded", "ladybug") else [])
+    if pseudo is not None:
+        typer.echo("user ids are pseudonymised (HMAC-SHA256, 'p_' + 16 hex digits); the key is not stored")
     try:
-        with _open(store, db, uri) as st:
-            res = run_ingest(st, interactions, items, context, BuildConfig(session_gap_minutes=session_gap),
+        with _open(store, db, uri) as st, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputWarning)
+            res = run_ingest(st, interactions, items, context,
+                             BuildConfig(session_gap_minutes=session_gap, pseudonymize=pseudo),
                              reject_path=rejects, batch_size=batch_size, progress=True)
             counts = st.counts()
-    except (InputError, ValueError) as e:
+    except (InputError, ValueError, ConnectionError) as e:
         _fail(str(e))
+    for w in caught:
+        typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
     s = res.summary
     typer.echo(f"rows read {s['rows_read']}, loaded {s['rows_loaded']}, rejected {s['rows_rejected']}, "
                f"duplicates dropped {s['duplicates']}")
@@ -81,6 +95,32 @@ def ingest(interactions: Path = typer.Option(..., help="Interactions table (.csv
         for r in res.rejects.items[:5]:
             typer.echo(f"  {r}")
     typer.echo("store now holds: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+def pseudonym(user: str = typer.Argument(..., help="A raw user id."),
+              pseudonymize_key_file: Optional[Path] = PseudoKeyOpt) -> None:
+    """Print the pseudonym of a raw user id under the key (to query a pseudonymised store or bundle)."""
+    pseudo = _pseudonymizer(pseudonymize_key_file)
+    if pseudo is None:
+        _fail(f"no key: pass --pseudonymize-key-file PATH or set ${KEY_ENV}")
+    typer.echo(pseudo.user(user))
+
+
+def _pseudonymizer(key_file: Optional[Path], data_dirs=()):
+    """The Pseudonymizer of ``--pseudonymize-key-file``, else of ``$CTXREC_PSEUDONYM_KEY``, else None."""
+    import os
+
+    from ctxrec.privacy import Pseudonymizer
+
+    try:
+        if key_file is not None:
+            return Pseudonymizer.from_file(key_file, data_dirs=data_dirs)
+        if os.environ.get(KEY_ENV):
+            return Pseudonymizer(os.environ[KEY_ENV].encode("utf-8"))
+    except ValueError as e:
+        _fail(str(e))
+    return None
 
 
 @app.command()
@@ -177,7 +217,7 @@ def align(features: Path = typer.Option(Path(".ctxrec/features"), help="Folder w
     try:
         names = [v.strip() for v in vectors.split(",")] if vectors else list(read_manifest(features)["vectors"])
         frames = {n: read_vectors(features, n, label="Item") for n in names}
-    except (FileNotFoundError, KeyError) as e:
+    except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip('"'))
     if len(frames) < 2:
         _fail(f"{features} has vectors {names}; aligning needs two or more (run `ctxrec encode` per modality)")
@@ -217,7 +257,12 @@ def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> 
     if config is not None:
         import yaml
 
-        loaded = yaml.safe_load(config.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as e:
+            _fail(f"--config {config}: cannot be read ({e}); pass the path of a YAML file of TrainConfig fields")
+        except yaml.YAMLError as e:
+            _fail(f"--config {config}: not valid YAML ({' '.join(str(e).split())}); write it like 'epochs: 50'")
         if not isinstance(loaded, dict):
             _fail(f"{config}: expected a mapping of TrainConfig fields, got {type(loaded).__name__}")
         fields.update(loaded)
@@ -241,6 +286,9 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
 
     with _open(store, db, uri, read_only=True) as st:
         graph = export_pyg(st)
+    if len(graph.train) == 0:
+        _fail(f"the store has no interactions to train on ({graph.num_users} users, {graph.num_items} items); "
+              "run `ctxrec ingest` with an interactions file whose rows reference known items")
     have = sorted(k[2:] for k in graph.data["item"].keys() if k.startswith("x_"))
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
     if set(feats) - set(have):
@@ -322,22 +370,41 @@ def export_(out: Path = typer.Option(..., help="Bundle folder (model, graph, emb
             networkx: Optional[Path] = typer.Option(None, "--networkx",
                                                     help="Write the stored graph as .graphml or .json."),
             dgl: Optional[Path] = typer.Option(None, "--dgl", help="Write DGL-ready numpy arrays here (load them with "
-                                                                   "ctxrec.bundle.dgl_loader in .venv-dgl).")) -> None:
+                                                                   "ctxrec.bundle.dgl_loader in .venv-dgl)."),
+            dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
+                                                       help="Gaussian-mechanism noise on the user embeddings with "
+                                                            "this epsilon (needs --dp-delta)."),
+            dp_delta: Optional[float] = typer.Option(None, "--dp-delta", help="The delta, e.g. 1e-5."),
+            dp_clip: float = typer.Option(1.0, "--dp-clip", help="L2 norm each user embedding is clipped to."),
+            dp_seed: Optional[int] = typer.Option(None, "--dp-seed", help="Noise seed (default: fresh)."),
+            dp_mechanism: str = typer.Option("classic", "--dp-mechanism",
+                                             help="classic (proven for epsilon < 1) or analytic (any epsilon).")
+            ) -> None:
     """Export a trained model: a bundle that serves without the store, plus FAISS, Neo4j, networkx, DGL."""
     from ctxrec import bundle as bx
     from ctxrec.bundle.networkx_graph import FORMATS
 
     if networkx is not None and networkx.suffix not in FORMATS:  # before any work is done
         _fail(f"--networkx {networkx}: unknown suffix {networkx.suffix!r}; use one of {list(FORMATS)}")
+    if (dp_epsilon is None) != (dp_delta is None):
+        _fail("--dp-epsilon and --dp-delta go together; give both (e.g. --dp-epsilon 0.5 --dp-delta 1e-5) or neither")
+    dp = None if dp_epsilon is None else (dp_epsilon, dp_delta)
     model = _load(store, db, uri, model_dir)
     try:
-        path = bx.export_bundle(model, model.graph, out, features_dir=features, faiss=faiss)
+        path = bx.export_bundle(model, model.graph, out, features_dir=features, faiss=faiss, dp=dp, dp_clip=dp_clip,
+                                dp_seed=dp_seed, dp_mechanism=dp_mechanism)
         doc = bx.read_bundle_manifest(path)
+        emb = bx.node_embeddings(model)
+        if dp is not None:  # the one noised copy, also for --dgl and --to-neo4j
+            noised = bx.read_graph_arrays(path / "graph").vectors["user"]["emb"]
+            emb = {**emb, "user": noised}
+            typer.echo("user embeddings noised: " + ", ".join(
+                f"{k} {doc['privacy']['user_embeddings'][k]:.4g}" for k in ("epsilon", "delta", "clip_norm", "sigma")))
         typer.echo(f"bundle written to {path}: {doc['model']['name']}, embeddings "
                    f"{doc['dims']['embeddings'] or 'none'}, features {sorted(doc['dims']['features']) or 'none'}"
                    + (", faiss index" if faiss else ""))
         if dgl is not None:
-            typer.echo(f"DGL arrays written to {bx.write_dgl_bundle(model.graph, dgl, bx.node_embeddings(model))}")
+            typer.echo(f"DGL arrays written to {bx.write_dgl_bundle(model.graph, dgl, emb)}")
         if networkx is not None:
             with _open(store, db, uri, read_only=True) as st:
                 g = bx.to_networkx(st.read_subgraph())
@@ -349,7 +416,7 @@ def export_(out: Path = typer.Option(..., help="Bundle folder (model, graph, emb
     if to_neo4j:
         with _open("neo4j", db, uri) as st:
             try:
-                done = bx.write_embeddings(st, model.graph, bx.node_embeddings(model), replace=replace_vectors)
+                done = bx.write_embeddings(st, model.graph, emb, replace=replace_vectors)
             except ValueError as e:
                 _fail(str(e))
         typer.echo("vectors 'emb' written to Neo4j: " + ", ".join(f"{k} {v}" for k, v in done.items()))
@@ -497,6 +564,30 @@ def bench_serve(items: int = typer.Option(100_000, help="Items of the synthetic 
     run_bench(items=items, users=users, requests=requests, concurrency=concurrency, out_dir=str(out))
 
 
+@bench_app.command("privacy")
+def bench_privacy(epsilons: str = typer.Option("8,4,1,0.5", help="Epsilons, comma-separated."),
+                  delta: float = typer.Option(1e-5, help="Delta of every row."),
+                  clip: Optional[float] = typer.Option(None, help="Clip norm C (default: sqrt(hidden))."),
+                  noise_seeds: str = typer.Option("0,1,2", help="Noise seeds per epsilon (mean over them)."),
+                  world: str = typer.Option("small", help="Synthetic world size."),
+                  epochs: int = typer.Option(40, help="Maximum training epochs (early stopping on validation)."),
+                  out: Path = typer.Option(Path("benchmarks"), help="Folder for privacy.json.")) -> None:
+    """NDCG@20 of the test split scored from DP-noised exported user embeddings, per epsilon."""
+    from ctxrec.bench.privacy import run as run_bench
+
+    try:
+        eps = [float(e) for e in epsilons.split(",") if e.strip()]
+    except ValueError:
+        eps = []
+    if not eps:
+        _fail(f"--epsilons {epsilons!r} must be numbers separated by commas")
+    try:
+        run_bench(eps, delta=delta, clip=clip, noise_seeds=_ints(noise_seeds, "--noise-seeds"), world=world,
+                  epochs=epochs, out_dir=str(out))
+    except ValueError as e:
+        _fail(str(e))
+
+
 @bench_app.command("scale")
 def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multiples of the base user count."),
                 base_users: int = typer.Option(6300, help="Users at 1x (x 20 sessions x 5 events)."),
@@ -566,7 +657,11 @@ def _ints(text: str, flag: str) -> List[int]:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConnectionError as e:  # a store lost mid-command (StoreUnavailable): its message says what to do
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
