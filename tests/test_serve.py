@@ -138,6 +138,55 @@ def test_recommend_matches_the_library(served):
         assert item["reason_source"] == "template"
 
 
+def test_a_batch_answers_like_single_requests(served):
+    """recommend_many (what concurrent API requests share) = one recommend per request, and a
+    bad request in the batch gets its own error without spoiling the others."""
+    from ctxrec.serve.service import RecRequest, ServiceError
+
+    items = [str(i) for i in served.graph.ids["item"]]
+    requests = [RecRequest(served.users[0], 5, "sat 20:00", served.places[0], reasons=False),
+                RecRequest(served.users[1], 3, None, None, session_items=(items[0], items[1]), reasons=False),
+                RecRequest("no-such-user", 5),
+                RecRequest(served.users[2], 7, "mon 08:00", None, filter_seen=False, reasons=False),
+                RecRequest(served.users[0], 4, "mon 08:00", served.places[-1], session_items=(items[2],))]
+    answers = served.service.recommend_many(requests)
+    assert isinstance(answers[2], ServiceError) and answers[2].field == "user"
+    for r, got in zip(requests, answers):
+        if r.user == "no-such-user":
+            continue
+        want = served.service.recommend(r.user, r.k, r.time, r.place, None, r.session_items, r.filter_seen, r.reasons)
+        assert [i["id"] for i in got["items"]] == [i["id"] for i in want["items"]] and len(got["items"]) == r.k
+        assert np.allclose([i["score"] for i in got["items"]], [i["score"] for i in want["items"]], atol=1e-5)
+        assert got["context"] == want["context"] and not set(r.session_items) & {i["id"] for i in got["items"]}
+    assert "reason" in answers[4]["items"][0] and "reason" not in answers[0]["items"][0]
+
+
+def test_concurrent_api_requests_are_batched(served):
+    """The API's batcher answers requests that arrive together in one model call."""
+    import asyncio
+
+    import httpx2 as httpx
+
+    app = served.client.app
+    before = (app.state.batcher.batches, app.state.batcher.requests)
+    params = [{"user": u, "k": 5, "reasons": "false"} for u in served.users[:8]] + [{"user": "nobody", "k": 5}]
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(client.get("/recommend", params=p) for p in params))
+
+    answers = asyncio.run(go())
+    batches = app.state.batcher.batches - before[0]
+    assert app.state.batcher.requests - before[1] == len(params) and batches < len(params)
+    for p, res in zip(params, answers):
+        if p["user"] == "nobody":
+            error(res, 404, "user")
+            continue
+        want = served.service.recommend(p["user"], 5, reasons=False)
+        assert [i["id"] for i in res.json()["items"]] == [i["id"] for i in want["items"]]
+
+
 def test_recommend_bad_requests(served):
     c, user = served.client, served.users[0]
     for k in ("0", "101", "abc", "2.5"):

@@ -34,7 +34,8 @@ from starlette.exceptions import HTTPException
 
 from ctxrec.serve.errors import Invalid, ServiceError
 from ctxrec.serve.search import AUDIO_SUFFIXES, IMAGE_SUFFIXES
-from ctxrec.serve.service import MAX_EVENTS, MAX_K, MAX_SESSION_ITEMS, RELATED_VIA, RecService
+from ctxrec.serve.batching import Batcher
+from ctxrec.serve.service import MAX_EVENTS, MAX_K, MAX_SESSION_ITEMS, RELATED_VIA, RecRequest, RecService
 
 #: default body limits in bytes
 MAX_JSON_BYTES = 1 << 20
@@ -95,7 +96,9 @@ def _validation_response(errors: List[Dict[str, Any]]) -> JSONResponse:
         loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body", "header")]
         name = ".".join(loc) or "request"
         field = field or (name if loc else None)
-        value = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], (dict, list)) else ""
+        shown = repr(e.get("input"))
+        shown = shown if len(shown) <= 200 else f"{shown[:200]}... ({len(shown)} characters)"  # never echo a body
+        value = f" (got {shown})" if "input" in e and not isinstance(e["input"], (dict, list)) else ""
         parts.append(f"{name}: {e.get('msg', 'invalid')}{value}")
     return error_response(422, "; ".join(parts), "invalid", field)
 
@@ -174,8 +177,10 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
         """What is served: store, model, sizes, item vectors, search and write availability."""
         return {**service.health(), "writes": bool(api_key)}
 
+    batcher = app.state.batcher = Batcher(service.recommend_many)
+
     @app.get("/recommend", tags=["recommend"])
-    def recommend(user: str = Query(..., min_length=1, max_length=200, description="a user id"),
+    async def recommend(user: str = Query(..., min_length=1, max_length=200, description="a user id"),
                   time: Optional[str] = Query(None, max_length=64, description="'sat 20:00', 'sat-evening' or ISO"),
                   place: Optional[str] = Query(None, max_length=200, description="e.g. 'London'"),
                   session: Optional[str] = Query(None, max_length=200, description="a session id"),
@@ -183,11 +188,13 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
                                                        description="item ids of the session so far, comma-separated"),
                   k: int = Query(10, ge=1, le=MAX_K), filter_seen: bool = True,
                   reasons: bool = Query(True, description="a reason sentence per item")) -> Dict[str, Any]:
-        """Top-k items for a user at a time and place, given the session so far (its items are excluded)."""
+        """Top-k items for a user at a time and place, given the session so far (its items are excluded).
+
+        Concurrent requests are scored together in one batch (see ``ctxrec.serve.batching``)."""
         items = [i.strip() for i in (session_items or "").split(",") if i.strip()]
         if len(items) > MAX_SESSION_ITEMS:
             raise Invalid(f"session_items has {len(items)} ids; at most {MAX_SESSION_ITEMS}", "session_items")
-        return service.recommend(user, k, time, place, session, items, filter_seen, reasons)
+        return await batcher(RecRequest(user, k, time, place, session, tuple(items), filter_seen, reasons))
 
     @app.get("/items/{item_id}/related", tags=["items"])
     def related(item_id: str, k: int = Query(10, ge=1, le=MAX_K),

@@ -16,9 +16,10 @@ Example:
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 import torch
@@ -31,7 +32,7 @@ from ctxrec.serve.errors import Conflict, Invalid, NotFound, ServiceError
 from ctxrec.serve.explain import explanation_paths, modality_weights
 from ctxrec.serve.text import reason_sentence
 
-__all__ = ["MAX_EVENTS", "MAX_K", "MAX_SESSION_ITEMS", "RELATED_VIA", "RecService", "ServiceError"]
+__all__ = ["MAX_EVENTS", "MAX_K", "MAX_SESSION_ITEMS", "RELATED_VIA", "RecRequest", "RecService", "ServiceError"]
 
 #: longest list any endpoint returns
 MAX_K = 100
@@ -59,6 +60,20 @@ _SESSION_ITEMS = ("MATCH (s:Session)-[c:`CONTAINS`]->(i:Item) WHERE s.id = $id "
                   "RETURN i.id AS id, c.pos AS pos ORDER BY pos ASC, id ASC")
 _ACTIONS = ("MATCH (u:User)-[r:INTERACTED]->(j:Item) WHERE u.id = $user AND j.id IN $items "
             "RETURN j.id AS id, r.action AS action")
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    """One recommendation request (the arguments of :meth:`RecService.recommend`)."""
+
+    user: str
+    k: int = 10
+    time: Optional[str] = None
+    place: Optional[str] = None
+    session: Optional[str] = None
+    session_items: Tuple[str, ...] = ()
+    filter_seen: bool = True
+    reasons: bool = True
 
 
 class RecService:
@@ -160,22 +175,56 @@ class RecService:
             dict: ``user``, ``context`` (what was used) and ``items`` (``id, name, score,
             rank`` and ``reason``, ``reason_source`` when asked).
         """
-        _check_k(k)
-        u = self._user_index(user)
-        context, used = self._context(user, time, place, session, session_items)
+        answer = self.recommend_many([RecRequest(user, k, time, place, session, tuple(session_items), filter_seen,
+                                                 reasons)])[0]
+        if isinstance(answer, ServiceError):
+            raise answer
+        return answer
+
+    def recommend_many(self, requests: Sequence["RecRequest"]) -> List[Dict[str, Any] | ServiceError]:
+        """Answer several requests with one batched model call (what the API's batcher calls).
+
+        Scoring a large catalogue is one pass over the item matrix whether it serves one
+        request or many, so concurrent requests answered together cost little more than one.
+
+        Returns:
+            list: per request its answer (as :meth:`recommend`) or the :class:`ServiceError`
+            its input raised; any other error propagates.
+        """
+        answers: List[Any] = [None] * len(requests)
+        plans = []
+        for n, r in enumerate(requests):
+            try:
+                _check_k(r.k)
+                u = self._user_index(r.user)
+                context, used = self._context(r.user, r.time, r.place, r.session, r.session_items)
+            except ServiceError as e:
+                answers[n] = e
+                continue
+            plans.append((n, u, context, used))
+        for filter_seen in (True, False):
+            group = [p for p in plans if bool(requests[p[0]].filter_seen) == filter_seen]
+            if not group:
+                continue
+            depth = max(requests[n].k + len(used["session_items"]) for n, _, _, used in group)
+            items, scores = self.model.recommend(torch.tensor([u for _, u, _, _ in group]), depth,
+                                                 context=_stack([c for _, _, c, _ in group]), filter_seen=filter_seen)
+            for row, (n, _, _, used) in enumerate(group):
+                answers[n] = self._answer(requests[n], used, items[row].tolist(), scores[row].tolist())
+        return answers
+
+    def _answer(self, r: "RecRequest", used: Dict[str, Any], items: List[int], scores: List[float]) -> Dict[str, Any]:
         exclude = set(used["session_items"])
-        items, scores = self.model.recommend(torch.tensor([u]), k + len(exclude), context=context,
-                                             filter_seen=filter_seen)
         ids = self.graph.ids["item"]
-        ranked = [(str(ids[i]), float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist())
-                  if s != float("-inf") and str(ids[i]) not in exclude][:k]
+        ranked = [(str(ids[i]), s) for i, s in zip(items, scores)
+                  if s != float("-inf") and str(ids[i]) not in exclude][:r.k]
         out = []
         for rank, (item, score) in enumerate(ranked, 1):
             row = {"id": item, "name": self._names.get(item), "score": score, "rank": rank}
-            if reasons:
-                row["reason"], row["reason_source"] = self._sentence(user, item, self._evidence(user, item))
+            if r.reasons:
+                row["reason"], row["reason_source"] = self._sentence(r.user, item, self._evidence(r.user, item))
             out.append(row)
-        return {"user": user, "context": used, "items": out}
+        return {"user": r.user, "context": used, "items": out}
 
     def _user_index(self, user: str) -> int:
         u = self.graph.index["user"].get(str(user))
@@ -432,6 +481,19 @@ class RecService:
                           f"events[{first.row - 1}].{first.column}")
         return {"events": result.events, "sessions": result.sessions, "new_users": result.new_users,
                 "written": result.written}
+
+
+def _stack(contexts: Sequence[Any]):
+    """One batched ``Context`` from single-request ones (session items ``-1``-padded on the left)."""
+    from ctxrec.training.recommender import Context
+
+    rows = [c.session_items[0] if c.session_items is not None else torch.empty(0, dtype=torch.long)
+            for c in contexts]
+    width = max(len(r) for r in rows)
+    items = None
+    if width:
+        items = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0), value=-1) for r in rows])
+    return Context(torch.cat([c.time for c in contexts]), torch.cat([c.place for c in contexts]), items)
 
 
 def _check_k(k: int) -> None:
