@@ -179,7 +179,7 @@ class Trainer:
                 hist = History(**meta["history"])
                 hist.resumed_from = first = meta["epoch"] + 1
                 bad_epochs = meta["bad_epochs"]
-                best_state = _load_best(cfg.checkpoint_dir) or best_state
+                best_state = meta["best_state"] or best_state
         amp = cfg.amp and device.type == "cuda"
         start = time.perf_counter() - hist.seconds
         bar = None
@@ -236,12 +236,10 @@ class Trainer:
             else:
                 bad_epochs += 1
             hist.seconds = time.perf_counter() - start
-            if cfg.checkpoint_dir and rank == 0:
-                if hist.best_epoch == epoch:  # before the checkpoint, whose JSON lands last
-                    _save_best(cfg.checkpoint_dir, best_state)
+            if cfg.checkpoint_dir and rank == 0:  # one file, replaced atomically: a kill leaves this epoch or the last
                 save_checkpoint(cfg.checkpoint_dir, model, opt, gen,
                                 {"epoch": epoch, "bad_epochs": bad_epochs, "history": hist.as_dict(),
-                                 "config": asdict(cfg), "model": model.name})
+                                 "config": asdict(cfg), "model": model.name}, best_state=best_state)
             if bar is not None:
                 bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", **{cfg.metric: f"{val:.4f}"})
                 bar.update(1)
@@ -263,24 +261,3 @@ class Trainer:
             dist.broadcast(t, 0)
             val = float(t.item())
         return val
-
-
-def _save_best(folder: str, state: Dict[str, torch.Tensor]) -> None:
-    import os
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    tmp = Path(folder) / "best.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, Path(folder) / "best.safetensors")
-
-
-def _load_best(folder: str) -> Optional[Dict[str, torch.Tensor]]:
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    path = Path(folder) / "best.safetensors"
-    return load_file(str(path)) if path.exists() else None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ctxrec.graph.stores.base import RELATED_VIA, GraphStore
+from ctxrec.graph.stores.base import RELATED_VIA, GraphStore, StoreUnavailable
 from ctxrec.graph.stores.ladybug import LadybugStore
 
-__all__ = ["GraphStore", "LadybugStore", "RELATED_VIA", "STORE_KINDS", "open_store"]
+__all__ = ["GraphStore", "LadybugStore", "RELATED_VIA", "STORE_KINDS", "StoreUnavailable", "open_store"]
 
 #: ``kind`` choices of :func:`open_store`
 STORE_KINDS = ("embedded", "ladybug", "neo4j")

@@ -26,6 +26,11 @@ _VECTOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _SHOWN_IDS = 10  # ids listed in an error message
 
 
+class StoreUnavailable(ConnectionError):
+    """The store cannot be used now: the graph server cannot be reached (or refused the
+    credentials, or went away mid-run), or the embedded store is held by another process."""
+
+
 def check_vector_name(name: str) -> str:
     """A vector name (``"text"``, ``"image"``, ``"emb"``) or a ValueError.
 

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.stores.base import GraphStore, co_occurring_cypher, coerce_properties, sources_cypher
+from ctxrec.graph.stores.base import (GraphStore, StoreUnavailable, co_occurring_cypher, coerce_properties,
+                                      sources_cypher)
 from ctxrec.graph.stores.base import quote as _q
 from ctxrec.optional import require
 
@@ -80,7 +81,16 @@ class LadybugStore(GraphStore):
                                             f"(no {DB_FILE}); open it writable first to create it")
                 self.path.mkdir(parents=True, exist_ok=True)
         self._lb = lb
-        self._db = lb.Database(str(db_file), read_only=self.read_only, buffer_pool_size=buffer_pool_size)
+        try:
+            self._db = lb.Database(str(db_file), read_only=self.read_only, buffer_pool_size=buffer_pool_size)
+        except RuntimeError as e:
+            if "lock" not in str(e).lower():
+                raise
+            # The lock is an OS file lock, so a killed process leaves none behind: the holder is alive.
+            raise StoreUnavailable(
+                f"the embedded store {str(db_file)!r} is open for writing in another process ({str(e).splitlines()[0]}); "
+                f"close that process (an ingest, `ctxrec serve`, a notebook) or open this one read_only=True; "
+                f"a lock of a killed process is released by the OS, so there is no lock file to delete") from None
         self._conn = lb.Connection(self._db)
         if not self.read_only:
             self._create_schema()

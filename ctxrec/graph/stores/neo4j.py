@@ -3,7 +3,7 @@
 How it writes: a batch travels as one list parameter per column and is unwound by index,
 ``UNWIND range(0, $n - 1) AS i MERGE (n:Item {id: $v_id[i]}) SET n.name = $v_name[i], ...``,
 one managed transaction per batch (``execute_write``, so the driver retries transient
-errors). Column lists rather than ``UNWIND $rows AS r`` over row maps: the pure-Python
+errors and lost connections, for at most ``max_retry_time``; see :class:`Neo4jStore`). Column lists rather than ``UNWIND $rows AS r`` over row maps: the pure-Python
 driver packs 10k rows of 6 columns in 0.09 s instead of 0.22 s. ``MERGE`` by ``id`` is
 served by the uniqueness constraint created on open for every label; relationships are
 ``MATCH (a {id}) MATCH (b {id}) MERGE (a)-[e]->(b) SET ...``. Setting a property to null
@@ -22,6 +22,7 @@ driver decodes plain lists instead of one Record per row.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Dict, Iterable, List, Optional, Set, Tuple
@@ -30,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.stores.base import (GraphStore, _positive, _to_numpy, check_vector_name, co_occurring_cypher,
-                                      sources_cypher)
+from ctxrec.graph.stores.base import (GraphStore, StoreUnavailable, _positive, _to_numpy, check_vector_name,
+                                      co_occurring_cypher, sources_cypher)
 from ctxrec.graph.stores.base import quote as _q
 from ctxrec.optional import require
 
@@ -40,10 +41,6 @@ _VEC = "vec_"
 MAX_VECTOR_DIM = 4096
 _SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 _FIX = "is the server running? (scripts/neo4j.sh start); check NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD"
-
-
-class StoreUnavailable(ConnectionError):
-    """The graph server cannot be reached, or refused the credentials."""
 
 
 class _Param(list):
@@ -58,6 +55,14 @@ class _Param(list):
 
     def __repr__(self) -> str:
         return f"<{len(self)} values>"
+
+
+def _reason(error: BaseException) -> str:
+    """The error at the bottom of a chain (the socket error says it best), on one short line."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    reason = " ".join(str(error).split())
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def _values(col: pd.Series) -> list:
@@ -87,8 +92,14 @@ class Neo4jStore(GraphStore):
             (default: ``$NEO4J_DATABASE``).
         batch_size (int): most rows per write transaction; a call's ``batch_size`` can only
             lower it (default: 10_000).
-        max_retries (int): tries to reach the server on open, with backoff (default: 3).
-        connect_timeout (float): seconds per connection attempt (default: 2.0).
+        max_retries (int): tries to reach the server on open, 0.25 s apart, doubling (default: 3).
+        connect_timeout (float): seconds per connection attempt; waiting for a pooled
+            connection is capped at ``max(10, 2 * connect_timeout)`` s (default: 2.0).
+        max_retry_time (float, optional): seconds the driver keeps retrying a transaction
+            that failed with a transient error or a lost connection, waiting 1, 2, 4, 8 ... s
+            (+-20% jitter) between tries; then :class:`StoreUnavailable` is raised, naming the
+            server. With the default, a stopped server fails a call after 4 tries in ~7 s;
+            ``0`` still tries twice, 1 s apart (default: ``$NEO4J_MAX_RETRY_TIME``, else 5.0).
         read_only (bool): refuse writes (sessions in read mode, so the server refuses raw
             Cypher writes too) and skip creating constraints (default: False).
         vector_quantization (bool): let new vector indexes quantize vectors to int8 (Neo4j
@@ -96,7 +107,8 @@ class Neo4jStore(GraphStore):
             and a different order in :meth:`knn_native` (default: False).
 
     Raises:
-        StoreUnavailable: the server cannot be reached or refuses the credentials.
+        StoreUnavailable: the server cannot be reached or refuses the credentials (on open),
+            or went away and did not come back within ``max_retry_time`` (on any call).
 
     Example:
         >>> with Neo4jStore() as store:            # doctest: +SKIP
@@ -107,7 +119,8 @@ class Neo4jStore(GraphStore):
 
     def __init__(self, uri: Optional[str] = None, user: Optional[str] = None, password: Optional[str] = None,
                  database: Optional[str] = None, batch_size: int = 10_000, max_retries: int = 3,
-                 connect_timeout: float = 2.0, read_only: bool = False, vector_quantization: bool = False):
+                 connect_timeout: float = 2.0, read_only: bool = False, vector_quantization: bool = False,
+                 max_retry_time: Optional[float] = None):
         neo4j = require("neo4j", "Neo4jStore")
         self._exc = neo4j.exceptions
         self._read_mode = neo4j.READ_ACCESS
@@ -119,13 +132,23 @@ class Neo4jStore(GraphStore):
         self.read_only = bool(read_only)
         self.vector_quantization = bool(vector_quantization)
         max_retries = _positive(max_retries, "max_retries")
+        retry = max_retry_time if max_retry_time is not None else os.environ.get("NEO4J_MAX_RETRY_TIME", 5.0)
+        try:
+            self.max_retry_time = float(retry)
+        except (TypeError, ValueError):
+            self.max_retry_time = -1.0
+        if not 0 <= self.max_retry_time < float("inf"):
+            raise ValueError(f"max_retry_time (or $NEO4J_MAX_RETRY_TIME) must be seconds >= 0, got {retry!r}")
         scheme = self.uri.split("://", 1)[0] if "://" in self.uri else None
         if scheme not in _SCHEMES:
             raise ValueError(f"uri={self.uri!r} is not a Bolt URI; expected a scheme from {list(_SCHEMES)}, "
                              f"e.g. 'bolt://127.0.0.1:7687' or 'neo4j+s://xxxx.databases.neo4j.io'")
         auth = (self.user, password) if password is not None else None
         try:
-            self._driver = neo4j.GraphDatabase.driver(self.uri, auth=auth, connection_timeout=connect_timeout)
+            self._driver = neo4j.GraphDatabase.driver(
+                self.uri, auth=auth, connection_timeout=connect_timeout,
+                connection_acquisition_timeout=max(10.0, 2 * connect_timeout),
+                max_transaction_retry_time=self.max_retry_time)
         except (ValueError, self._exc.ConfigurationError) as e:
             raise ValueError(f"uri={self.uri!r} is not a Neo4j URI ({e}); expected e.g. "
                              f"'bolt://127.0.0.1:7687' or 'neo4j+s://host'") from None
@@ -154,12 +177,24 @@ class Neo4jStore(GraphStore):
             except (self._exc.DriverError, self._exc.Neo4jError, OSError) as e:
                 last = e
         self._driver.close()
-        while last.__cause__ is not None:  # the socket error at the bottom says it best
-            last = last.__cause__
-        reason = " ".join(str(last).split())
-        reason = reason if len(reason) <= 160 else reason[:157] + "..."
-        raise StoreUnavailable(f"cannot reach Neo4j at {self.uri} after {max_retries} tries ({reason}); "
+        raise StoreUnavailable(f"cannot reach Neo4j at {self.uri} after {max_retries} tries ({_reason(last)}); "
                                f"{_FIX}") from None
+
+    @contextlib.contextmanager
+    def _lost_server(self, what: str):
+        """Turn a lost server (after the driver's retries) into :class:`StoreUnavailable`."""
+        start = time.monotonic()
+        try:
+            yield
+        except (self._exc.DriverError, self._exc.Neo4jError) as e:
+            lost = (self._exc.ServiceUnavailable, self._exc.SessionExpired, self._exc.IncompleteCommit)
+            if not isinstance(e, lost) and not (isinstance(e, self._exc.Neo4jError) and e.is_retryable()):
+                raise
+            raise StoreUnavailable(
+                f"lost Neo4j at {self.uri} during a {what} ({_reason(e)}); gave up after retrying for "
+                f"{time.monotonic() - start:.1f} s (max_retry_time={self.max_retry_time:g} s). Each batch is one "
+                f"transaction, so none is half-written: once the server is back, rerun the same command "
+                f"(ingestion is idempotent). {_FIX}") from None
 
     def _session(self):
         if self._driver is None:
@@ -175,7 +210,7 @@ class Neo4jStore(GraphStore):
         def work(tx):
             return fetch(tx.run(cypher, params or {}))
 
-        with self._session() as session:
+        with self._lost_server("write" if write else "read"), self._session() as session:
             try:
                 return (session.execute_write if write else session.execute_read)(work)
             except self._exc.ClientError as e:
@@ -447,7 +482,7 @@ class Neo4jStore(GraphStore):
 
     def _query(self, cypher: str, params: dict) -> pd.DataFrame:
         # an auto-commit transaction, so CALL { ... } IN TRANSACTIONS works too
-        with self._session() as session:
+        with self._lost_server("query"), self._session() as session:
             return session.run(cypher, params).to_df()
 
     # -------------------------------------------------------------- lifecycle
