@@ -437,7 +437,9 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
           port: int = typer.Option(8000, help="Port."),
           session_gap: float = typer.Option(30.0, help="Minutes of inactivity that end a session (new events)."),
           torch_threads: int = typer.Option(1, help="Threads per torch op; requests already run in parallel "
-                                                    "threads, so more mostly adds contention.")) -> None:
+                                                    "threads, so more mostly adds contention."),
+          access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                          help="Log a line per request (uvicorn's access log).")) -> None:
     """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
     import torch
 
@@ -465,7 +467,7 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                f"{'from ' + str(features) if service.features else f'off (no {features})'}; writes "
                f"{'need X-API-Key' if api_key else 'off (no --api-key / CTXREC_API_KEY)'}")
     try:
-        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port)
+        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, access_log=access_log)
     finally:
         service.close()
 

@@ -19,8 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict
+from urllib.parse import quote
 
+from ctxrec.bench.loadgen import load, percentile
 from ctxrec.bench.report import table, write_report
 
 
@@ -56,33 +58,6 @@ def prepare(folder: Path, items: int, users: int, seed: int = 0) -> Dict[str, ob
             "prepare_s": time.perf_counter() - t0}
 
 
-async def _load(base: str, paths: Sequence[str], concurrency: int) -> List[tuple]:
-    import httpx2 as httpx
-
-    queue = list(paths)
-    results: List[tuple] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
-        async def worker() -> None:
-            while queue:
-                path = queue.pop()
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(path)
-                    ok = 200 <= r.status_code < 300
-                except Exception:  # noqa: BLE001 -- a transport error counts as an error
-                    ok = False
-                results.append((time.perf_counter() - t0, ok))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
-
-
-def _percentile(values: List[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
-
-
 def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurrency: int = 16,
         out_dir: str = "benchmarks", seed: int = 0) -> Dict[str, object]:
     """Prepare, serve, load; print the table; write ``benchmarks/serve.json``."""
@@ -97,28 +72,28 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
         log = open(folder / "server.log", "w")  # a file, not a pipe: a full pipe would stall the server
         server = subprocess.Popen([sys.executable, "-m", "ctxrec.cli", "serve", "--db", str(folder / "graph.db"),
                                    "--model-dir", str(folder / "model"), "--features", str(folder / "none"),
-                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                   "--port", str(port), "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
             _wait(base, server, folder / "server.log")
 
             def recommend(reasons: bool) -> str:
-                return (f"/recommend?user={rng.choice(ids['users'])}&time={rng.choice(ids['times'])}"
-                        f"&place={rng.choice(ids['places']).replace(' ', '%20')}&k=10&reasons={str(reasons).lower()}")
+                return (f"/recommend?user={quote(rng.choice(ids['users']))}&time={quote(rng.choice(ids['times']))}"
+                        f"&place={quote(rng.choice(ids['places']))}&k=10&reasons={str(reasons).lower()}")
 
             endpoints = {
                 "/recommend": lambda: recommend(False),
                 "/recommend (with reasons)": lambda: recommend(True),
-                "/items/{id}/related": lambda: f"/items/{rng.choice(ids['items'])}/related?k=10",
+                "/items/{id}/related": lambda: f"/items/{quote(rng.choice(ids['items']))}/related?k=10",
             }
             for name, make in endpoints.items():
-                asyncio.run(_load(base, [make() for _ in range(50)], concurrency))  # warm-up
+                asyncio.run(load(base, [make() for _ in range(50)], concurrency))  # warm-up
                 n = requests if "reasons" not in name else max(requests // 10, 50)  # ~40 store queries each
                 t0 = time.perf_counter()
-                res = asyncio.run(_load(base, [make() for _ in range(n)], concurrency))
+                res = asyncio.run(load(base, [make() for _ in range(n)], concurrency))
                 wall = time.perf_counter() - t0
                 ms = [1000 * s for s, _ in res]
-                figures[name] = {"p50_ms": _percentile(ms, 0.5), "p99_ms": _percentile(ms, 0.99),
+                figures[name] = {"p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99),
                                  "errors": sum(not ok for _, ok in res), "requests": len(res),
                                  "requests_per_s": len(res) / wall}
                 print(f"{name}: {figures[name]}", flush=True)
@@ -132,8 +107,9 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
     rows = [{"endpoint": k, **v} for k, v in figures.items()]
     print(table(rows, ["endpoint", "requests", "p50_ms", "p99_ms", "errors", "requests_per_s"]))
     figures["_setup"] = {**facts, "requests": requests, "concurrency": concurrency, "store": "embedded (LadybugDB)",
-                         "model": "ContextGNN hidden 64, 1 epoch, no features", "server": "ctxrec serve, 1 process",
-                         "client": "httpx2 AsyncClient in another process, keep-alive"}
+                         "model": "ContextGNN hidden 64, 1 epoch, no features",
+                         "server": "ctxrec serve --no-access-log, 1 process, concurrent /recommend batched",
+                         "client": "ctxrec.bench.loadgen (asyncio HTTP/1.1, keep-alive) in another process"}
     path = write_report("serve", figures, out_dir, command=f"ctxrec bench serve --items {items} --users {users} "
                                                             f"--requests {requests} --concurrency {concurrency}")
     print(f"\nwritten to {path}")
