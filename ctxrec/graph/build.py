@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import context as ctx
-from ctxrec.graph.readers import RejectLog, map_unique, parse_times, read_table, reject_rows
+from ctxrec.graph.readers import InputError, RejectLog, map_unique, parse_times, read_table, reject_rows
 from ctxrec.graph.schema import ACTION_WEIGHTS
 from ctxrec.graph.tables import GraphTables
 
@@ -42,6 +42,9 @@ class BuildConfig:
         session_gap_minutes: inactivity gap that starts a new session (default: 30).
         max_future_days: times later than now + this many days are rejected (default: 1).
         max_text_chars: longer text fields are rejected (default: 100_000).
+        max_id_bytes: longer ids (user, item, session; UTF-8 bytes) are rejected; a session
+            node's id joins user and session id, and the stores hold ids of up to 4096 bytes
+            (default: 1024).
         pseudonymize: a :class:`~ctxrec.privacy.Pseudonymizer`: user ids (and copies of them
             in session_id, location, shopping_cart) become keyed pseudonyms after validation,
             and reject-file entries show no raw id (default: None, ids kept as read).
@@ -50,7 +53,18 @@ class BuildConfig:
     session_gap_minutes: float = 30.0
     max_future_days: float = 1.0
     max_text_chars: int = 100_000
+    max_id_bytes: int = 1024
     pseudonymize: Optional["Pseudonymizer"] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # (field, lowest allowed, lowest included, a good value)
+        for name, low, inclusive, example in (("session_gap_minutes", 0, False, 30), ("max_future_days", 0, True, 1),
+                                              ("max_text_chars", 1, True, 100_000), ("max_id_bytes", 1, True, 1024)):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and np.isfinite(value) and (value >= low if inclusive else value > low)):
+                raise ValueError(f"BuildConfig.{name} must be a finite number {'>=' if inclusive else '>'} {low}, "
+                                 f"got {value!r}; use e.g. {example}")
 
 
 @dataclass
@@ -93,7 +107,7 @@ def build_graph(
     log = RejectLog(redact=pseudo.reject_value if pseudo is not None else None)
     item_frame, items_read = _items(Path(items), log, config)
     inter, inter_read, dups = _interactions(Path(interactions), set(item_frame["id"]), log, config)
-    ctx_frame, ctx_read = (_context(Path(context), log, pseudo) if context is not None else (None, 0))
+    ctx_frame, ctx_read = (_context(Path(context), log, pseudo, config) if context is not None else (None, 0))
 
     sessions = ctx.sessionize(inter["user_id"], inter["time"], config.session_gap_minutes,
                               inter["session_id"] if "session_id" in inter else None)
@@ -202,6 +216,16 @@ def _check_text(frame, log, file, columns, limit):
     return frame
 
 
+def _check_ids(frame, log, file, columns, limit):
+    for c in columns:
+        if c in frame:
+            size = map_unique(frame[c], lambda v: len(v.encode("utf-8", "surrogatepass")) if isinstance(v, str) else 0)
+            frame = reject_rows(frame, size.astype(int) > limit, log, file, c,
+                                f"id longer than {limit} bytes (UTF-8); use a shorter id or a hash of it, "
+                                "or raise BuildConfig.max_id_bytes")
+    return frame
+
+
 def _required(frame, log, file, columns):
     for c in columns:
         frame = reject_rows(frame, frame[c].isna(), log, file, c, f"{c} is empty; fill it in or drop the row")
@@ -214,6 +238,7 @@ def _items(path: Path, log: RejectLog, config: BuildConfig):
     n = len(frame) + len(log) - before  # rows with a wrong field count were rejected while reading
     f = str(path)
     frame = _check_text(frame, log, f, ["item_id", "name", "description", "category"], config.max_text_chars)
+    frame = _check_ids(frame, log, f, ["item_id"], config.max_id_bytes)
     frame = _required(frame, log, f, ["item_id"])
     price = pd.to_numeric(frame["price"], errors="coerce")
     bad = frame["price"].notna() & (price.isna() | ~np.isfinite(price.fillna(0.0)))
@@ -234,8 +259,12 @@ def _interactions(path: Path, known_items: set, log: RejectLog, config: BuildCon
     before = len(log)
     frame = read_table(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, log)
     n = len(frame) + len(log) - before  # rows with a wrong field count were rejected while reading
+    if n == 0:
+        raise InputError(f"{path}: the file has a header but no data rows; add one row per event "
+                         f"({','.join(INTERACTION_COLUMNS)}) below the header")
     f = str(path)
     frame = _check_text(frame, log, f, ["user_id", "item_id", "action", "location", "session_id"], config.max_text_chars)
+    frame = _check_ids(frame, log, f, ["user_id", "item_id", "session_id"], config.max_id_bytes)
     frame = _required(frame, log, f, list(INTERACTION_COLUMNS))
     times = parse_times(frame["time"])
     frame = reject_rows(frame, times.isna(), log, f, "time",
@@ -258,12 +287,15 @@ def _interactions(path: Path, known_items: set, log: RejectLog, config: BuildCon
     return frame.reset_index(drop=True), n, int(dup.sum())
 
 
-def _context(path: Path, log: RejectLog, pseudo: Optional["Pseudonymizer"] = None):
+def _context(path: Path, log: RejectLog, pseudo: Optional["Pseudonymizer"] = None,
+             config: Optional[BuildConfig] = None):
+    config = config or BuildConfig()
     before = len(log)
     frame = read_table(path, CONTEXT_COLUMNS, log=log)
     n = len(frame) + len(log) - before  # rows with a wrong field count were rejected while reading
     f = str(path)
-    frame = _check_text(frame, log, f, list(CONTEXT_COLUMNS), 100_000)
+    frame = _check_text(frame, log, f, list(CONTEXT_COLUMNS), config.max_text_chars)
+    frame = _check_ids(frame, log, f, ["user_id"], config.max_id_bytes)
     frame = _required(frame, log, f, ["user_id"])
     tis = pd.to_numeric(frame["time_in_site"], errors="coerce")
     bad = frame["time_in_site"].notna() & (tis.isna() | ~np.isfinite(tis.fillna(0.0)) | (tis < 0))

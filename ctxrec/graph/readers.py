@@ -7,6 +7,7 @@ a required column is missing) raise :class:`InputError` with the same details.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
@@ -17,6 +18,10 @@ import pandas as pd
 
 class InputError(ValueError):
     """A seed file cannot be read at all: the message names the file and the fix."""
+
+
+class InputWarning(UserWarning):
+    """A seed file has something that is probably a mistake but loses no row (e.g. a misspelt column)."""
 
 
 @dataclass(frozen=True)
@@ -88,26 +93,47 @@ def _read_csv_rowwise(path: Path, log: "RejectLog | None") -> pd.DataFrame:
     rejected one by one instead of failing the whole file."""
     import csv
 
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise pd.errors.EmptyDataError("no header")
-        rows, numbers = [], []
-        for i, rec in enumerate(reader, start=1):
-            if not rec:
-                continue
-            if len(rec) != len(header):
-                if log is not None:
-                    log.add(str(path), [i], "*", [",".join(rec)],
-                            f"expected {len(header)} fields ({','.join(header)}), found {len(rec)}; "
-                            "quote values that contain commas")
-                continue
-            rows.append(rec)
-            numbers.append(i)
+    limit = csv.field_size_limit(2**31 - 1)  # pandas has no field limit; over-long text is rejected later
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise pd.errors.EmptyDataError("no header")
+            rows, numbers = [], []
+            for i, rec in enumerate(reader, start=1):
+                if not rec:
+                    continue
+                if len(rec) != len(header):
+                    if log is not None:
+                        log.add(str(path), [i], "*", [",".join(rec)],
+                                f"expected {len(header)} fields ({','.join(header)}), found {len(rec)}; "
+                                "quote values that contain commas")
+                    continue
+                rows.append(rec)
+                numbers.append(i)
+    except csv.Error as e:
+        raise InputError(f"{path}: cannot be read as CSV near data row {reader.line_num - 1} ({e}); "
+                         "check the quoting there") from None
+    finally:
+        csv.field_size_limit(limit)
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     frame["_line_row"] = numbers
     return frame
+
+
+def _has_short_rows(path: Path, n_fields: int) -> bool:
+    """Whether a data line of the CSV has fewer than ``n_fields`` fields (comma counts per
+    line; stops at the first). A line with a quote answers True: the exact csv-module
+    path then decides."""
+    with open(path, "rb") as fh:
+        next(fh, None)  # the header
+        for line in fh:
+            if b'"' in line:
+                return True
+            if line.count(b",") < n_fields - 1 and line.strip():
+                return True
+    return False
 
 
 def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str] = (),
@@ -140,19 +166,30 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
                                     encoding="utf-8", encoding_errors="replace")
             except pd.errors.ParserError:
                 frame = _read_csv_rowwise(path, log)
+            else:  # pandas pads a row with too few fields with NaN: only the slow path can tell it
+                width = len(frame.columns)
+                if width > 1 and frame.iloc[:, -1].isna().any() and _has_short_rows(path, width):
+                    frame = _read_csv_rowwise(path, log)
             frame = frame.astype(object).where(frame.notna(), None)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty; it needs a header row with columns {list(required)}") from None
     except (ValueError, OSError) as e:
         raise InputError(f"{path}: cannot be read as {path.suffix or 'csv'} ({e}); check the file format") from e
     frame.columns = [str(c).strip() for c in frame.columns]
+    known = list(required) + list(optional)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputError(
-            f"{path}: missing required column(s) {missing}; found {list(frame.columns)}. "
+            f"{path}: missing required column(s) {missing}; found {_show(list(frame.columns))}"
+            f"{_did_you_mean(missing, frame.columns)}. "
             f"Add the column(s) to the header row (required: {list(required)}, optional: {list(optional)})"
         )
-    keep = [c for c in list(required) + list(optional) if c in frame.columns]
+    typos = _did_you_mean([c for c in optional if c not in frame.columns],
+                          [c for c in frame.columns if c not in known and c != "_line_row"])
+    if typos:
+        warnings.warn(f"{path}: an unused column looks like a misspelt optional one{typos}; "
+                      "rename it in the header row or its values are ignored", InputWarning, stacklevel=2)
+    keep = [c for c in known if c in frame.columns]
     frame = frame[keep + [c for c in ["_line_row"] if c in frame.columns]].copy()
     for c in keep:
         frame[c] = map_unique(frame[c], _clean).astype(object)
@@ -160,6 +197,19 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
     if "_line_row" in frame.columns:
         frame["_row"] = frame.pop("_line_row").astype(int)
     return frame.reset_index(drop=True)
+
+
+def _did_you_mean(wanted: Sequence[str], found: Iterable[str]) -> str:
+    """`` (did you mean 'user_id' for 'User ID'?)`` for near misses (case, spaces, typos), else ``""``."""
+    import difflib
+
+    norm = {str(f).lower().replace(" ", "_").replace("-", "_"): str(f) for f in found}
+    pairs = []
+    for w in wanted:
+        close = difflib.get_close_matches(w, list(norm), n=1, cutoff=0.75)
+        if close:
+            pairs.append(f"{w!r} for {norm[close[0]]!r}")
+    return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
 
 
 def reject_rows(frame: pd.DataFrame, bad: pd.Series, log: RejectLog, file: str, column: str, reason: str) -> pd.DataFrame:

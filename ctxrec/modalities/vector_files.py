@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -25,6 +26,10 @@ import pandas as pd
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+
+
+class VectorFileWarning(UserWarning):
+    """Some rows of a vector file were unusable (non-finite) and were read as missing."""
 
 
 def write_vectors(folder: str | Path, name: str, encoder, parts: Sequence[tuple]) -> Path:
@@ -90,13 +95,24 @@ def read_manifest(folder: str | Path) -> Dict:
     if not path.exists():
         raise FileNotFoundError(f"No {MANIFEST} in {Path(folder)}; write vectors there with "
                                 "`ctxrec encode --out FOLDER` or encode_store(..., out_dir=FOLDER)")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); delete it and rerun `ctxrec encode --out "
+                         f"{Path(folder)}` for each encoder") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("vectors"), dict):
+        raise ValueError(f"{path}: not a ctxrec vector manifest (no 'vectors' mapping); delete it and rerun "
+                         f"`ctxrec encode --out {Path(folder)}` for each encoder")
+    return manifest
 
 
 def read_vectors(folder: str | Path, name: str, label: str | None = None) -> pd.DataFrame:
     """``label, id, present, vector`` rows of ``<folder>/<name>.parquet`` (one label if given).
 
-    ``vector`` holds float32 arrays; ``np.stack(frame["vector"])`` gives the matrix.
+    ``vector`` holds float32 arrays; ``np.stack(frame["vector"])`` gives the matrix. A row
+    with NaN/inf values is read as missing (zeros, ``present`` False) with a
+    :class:`VectorFileWarning` naming it; a file that cannot be read, or whose vectors do
+    not have the manifest's dimension, raises ``ValueError`` naming the file and the fix.
     """
     import pyarrow.parquet as pq
 
@@ -104,12 +120,33 @@ def read_vectors(folder: str | Path, name: str, label: str | None = None) -> pd.
     if entry is None:
         raise KeyError(f"{Path(folder) / MANIFEST} has no vectors named {name!r}; it has "
                        f"{sorted(read_manifest(folder)['vectors'])}")
-    table = pq.read_table(Path(folder) / entry["file"],
-                          filters=[("label", "=", label)] if label is not None else None)
-    dim = entry["dim"]
-    flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    mat = flat.astype(np.float32, copy=False).reshape(-1, dim)
+    path = Path(folder) / entry["file"]
+    fix = f"rerun `ctxrec encode --encoder {entry.get('encoder', name)} --out {Path(folder)}` to rewrite it"
+    try:
+        table = pq.read_table(path, filters=[("label", "=", label)] if label is not None else None)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: cannot be read as Parquet ({e}); {fix}") from None
+    missing = [c for c in ("label", "id", "present", "vector") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; {fix}")
+    dim = int(entry["dim"])
+    column = table.column("vector").combine_chunks()
+    width = getattr(column.type, "list_size", None)
+    if width != dim:
+        raise ValueError(f"{path}: column 'vector' holds {width or 'variable-length'} values per row, the manifest "
+                         f"says dim {dim}; {fix}")
+    mat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
     frame = table.drop(["vector"]).to_pandas()
+    bad = ~np.isfinite(mat).all(axis=1)
+    if bad.any():  # one bad row must not cost the good ones: mask it like a missing input
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(f"row {r + 1} ({frame['label'].iat[r]} {frame['id'].iat[r]!r})" for r in rows[:3])
+        warnings.warn(f"{path}: column 'vector' has non-finite values (NaN/inf) in {len(rows)} row(s): {shown}"
+                      f"{' ...' if len(rows) > 3 else ''}; read as missing (zeros, present False); {fix}",
+                      VectorFileWarning, stacklevel=2)
+        mat = mat.copy()
+        mat[bad] = 0.0
+        frame["present"] = frame["present"].to_numpy() & ~bad
     frame["vector"] = list(mat)
     return frame
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from ctxrec.graph.export import RecGraph
 from ctxrec.training.losses import LOSSES, batch_loss
+from ctxrec.training.metrics import METRICS
 from ctxrec.training.recommender import Context
 from ctxrec.training.sampling import NegativeSampler
 
@@ -88,8 +89,21 @@ class TrainConfig:
             raise ValueError("TrainConfig: num_negatives=0 needs in_batch_negatives=True (no negatives otherwise)")
         if self.val_protocol not in ("context", "session"):
             raise ValueError(f"TrainConfig.val_protocol must be 'context' or 'session', got {self.val_protocol!r}")
-        if not self.lr > 0 or not self.temperature > 0:
-            raise ValueError(f"TrainConfig.lr and temperature must be > 0, got {self.lr!r}, {self.temperature!r}")
+        for name in ("lr", "temperature"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"TrainConfig.{name} must be finite and > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"TrainConfig.weight_decay must be finite and >= 0, got {self.weight_decay!r}")
+        name, _, k = str(self.metric).partition("@")
+        if name not in METRICS or k not in ("10", "20"):  # validation computes these cut-offs only
+            raise ValueError(f"TrainConfig.metric must be one of {METRICS} at @10 or @20 (e.g. 'ndcg@20'), "
+                             f"got {self.metric!r}")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as e:
+                raise ValueError(f"TrainConfig.device {self.device!r} is not a device ({e}); use 'cpu', 'cuda' "
+                                 "or 'cuda:1'") from None
 
 
 @dataclass
@@ -160,6 +174,9 @@ class Trainer:
         model.prepare(graph)
         model.to(device)
         events = graph.train
+        if len(events) == 0:
+            raise ValueError(f"{model.name}: the graph has no training events ({graph.num_users} users, "
+                             f"{graph.num_items} items); ingest interactions that reference known items first")
         # items without a training event (e.g. held out as cold) are neither negatives nor in
         # the full softmax: training must not learn that unseen items are bad
         known = torch.bincount(events.item, minlength=graph.num_items) > 0

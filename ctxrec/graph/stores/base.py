@@ -232,8 +232,11 @@ class GraphStore(abc.ABC):
         if not ids:
             return 0
         if mat.shape[1] == 0 or not np.isfinite(mat).all():
-            raise ValueError(f"vectors must have d > 0 and be finite; got shape {tuple(mat.shape)}, "
-                             f"{int((~np.isfinite(mat)).sum())} non-finite value(s)")
+            rows = np.flatnonzero(~np.isfinite(mat).all(axis=1))
+            raise ValueError(f"{label} vectors {name!r} must have d > 0 and be finite; got shape {tuple(mat.shape)}, "
+                             f"{int((~np.isfinite(mat)).sum())} non-finite value(s) in rows {rows[:_SHOWN_IDS].tolist()} "
+                             f"(ids {[ids[r] for r in rows[:_SHOWN_IDS]]}); replace NaN/inf, or leave those ids out")
+        check_text(ids, "write_vectors: ids", MAX_ID_BYTES)
         if len(set(ids)) != len(ids):
             raise ValueError(f"ids repeat: {pd.Series(ids)[pd.Series(ids).duplicated()].tolist()[:_SHOWN_IDS]}")
         dim = self._vector_dim(label, name)
