@@ -98,7 +98,7 @@ def node_spec(label: str) -> NodeSpec:
     """The :class:`NodeSpec` for a database label, or a clear error."""
     try:
         return NODES[label]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
         raise ValueError(f"unknown node label {label!r}; expected one of {sorted(NODES)}") from None
 
 
@@ -106,7 +106,7 @@ def rel_spec(rel_type: str) -> RelSpec:
     """The :class:`RelSpec` for a relationship type, or a clear error."""
     try:
         return RELS[rel_type]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
         raise ValueError(f"unknown relationship type {rel_type!r}; expected one of {sorted(RELS)}") from None
 
 

@@ -61,7 +61,12 @@ def _conform(what, frame, keys, props, key):
         col = frame[k]
         if col.isna().any():
             raise ValueError(f"{what}: column {k!r} has {int(col.isna().sum())} missing value(s)")
-        out[k] = col.astype(str)
+        try:
+            out[k] = col.astype(str)
+        except UnicodeEncodeError:  # pandas' str dtype is Arrow: a lone surrogate has no UTF-8 form
+            row = next(r for r, v in enumerate(col.tolist()) if not is_utf8(str(v)))
+            raise ValueError(f"{what}: column {k!r} row {row} value {str(col.iloc[row])[:40]!r} is not valid Unicode "
+                             f"text (a lone surrogate); decode the source with the right encoding") from None
     for name, ptype in props.items():
         if name in frame.columns:
             out[name] = frame[name]
@@ -75,6 +80,15 @@ def _conform(what, frame, keys, props, key):
     if dup.any():
         raise ValueError(f"{what}: {int(dup.sum())} duplicate key(s), first {out.loc[dup, key].iloc[0].tolist()}")
     return out.reset_index(drop=True)
+
+
+def is_utf8(value: str) -> bool:
+    """Whether ``value`` has a UTF-8 form (no lone surrogate), the only text the stores refuse."""
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 @dataclass

@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.tables import GraphTables, conform_edges, conform_nodes
+from ctxrec.graph.tables import GraphTables, conform_edges, conform_nodes, is_utf8
 from ctxrec.optional import require
 
 #: ``via`` choices of :meth:`GraphStore.related`
 RELATED_VIA = ("co_interaction", "session", "embedding")
-_VECTOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_VECTOR_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")  # fullmatch: "$" would let "text\n" pass
 _SHOWN_IDS = 10  # ids listed in an error message
+#: longest id, in UTF-8 bytes: Neo4j's uniqueness index refuses keys of about 8 kB, so no store takes more
+MAX_ID_BYTES = 4096
 
 
 class StoreUnavailable(ConnectionError):
@@ -36,10 +38,58 @@ def check_vector_name(name: str) -> str:
 
     Names become part of a property name, so only ``[a-z][a-z0-9_]*`` is accepted.
     """
-    if not isinstance(name, str) or not _VECTOR_NAME.match(name):
+    if not isinstance(name, str) or not _VECTOR_NAME.fullmatch(name):
         raise ValueError(f"vector name {name!r} is not valid; expected lower-case letters, digits and '_' "
                          f"starting with a letter, e.g. 'text', 'image', 'emb'")
     return name
+
+
+def check_text(values, what: str, max_bytes: Optional[int] = None) -> None:
+    """Raise a ValueError naming the row and value when a string cannot be stored.
+
+    Strings must be valid Unicode (a lone surrogate such as ``"\\ud800"`` has no UTF-8
+    form, and the drivers fail on it with a bare ``UnicodeEncodeError``) and, for ids, at
+    most ``max_bytes`` long in UTF-8. Every other string, quotes, NUL and Cypher included,
+    is stored verbatim: values travel as query parameters.
+
+    Args:
+        values (Sequence): the strings (other values are skipped).
+        what (str): where they come from, for the message, e.g. ``"upsert_nodes('Item') column 'id'"``.
+        max_bytes (int, optional): longest UTF-8 encoding allowed (default: no limit).
+    """
+    values = values if isinstance(values, list) else list(values)
+    try:
+        text = "".join(values)  # C-level passes: ~0.1 s per million ids, the slow search only on failure
+    except TypeError:  # nulls or numbers among them
+        values = [v if isinstance(v, str) else "" for v in values]
+        text = "".join(values)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        row = next(r for r, v in enumerate(values) if not is_utf8(v))
+        raise ValueError(f"{what}: row {row} value {_short(values[row])} is not valid Unicode text (it holds a lone "
+                         f"surrogate, which has no UTF-8 form); decode the source with the right encoding") from None
+    if max_bytes is not None and values and max(map(len, values)) * 4 > max_bytes:
+        for row, value in enumerate(values):
+            size = len(value.encode("utf-8"))
+            if size > max_bytes:
+                raise ValueError(f"{what}: row {row} value {_short(value)} has {size} bytes; an id may have at "
+                                 f"most {max_bytes} (UTF-8); use a shorter id or a hash of it")
+
+
+def _short(value: str, keep: int = 40) -> str:
+    return repr(value) if len(value) <= keep else f"{value[:keep]!r}... ({len(value)} characters)"
+
+
+def _param_strings(value) -> List[str]:
+    """Every str inside a query parameter (nested lists, tuples and dicts)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _param_strings(k) + _param_strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _param_strings(v)]
+    return []
 
 
 def _positive(value: int, name: str = "k") -> int:
@@ -76,6 +126,14 @@ def coerce_properties(frame: pd.DataFrame, props: Dict[str, str]) -> pd.DataFram
         except (TypeError, ValueError) as e:
             raise ValueError(f"column {name!r} cannot be read as {ptype}: {e}") from e
     return out
+
+
+def _check_frame_text(frame: pd.DataFrame, keys: List[str], props: Dict[str, str], what: str) -> None:
+    """:func:`check_text` on the key columns (ids: at most :data:`MAX_ID_BYTES`) and STRING properties
+    present in ``frame``, before pandas or a driver converts them (either fails on a lone surrogate)."""
+    for col in frame.columns:
+        if col in keys or props.get(col) == "STRING":
+            check_text(frame[col].tolist(), f"{what} column {col!r}", MAX_ID_BYTES if col in keys else None)
 
 
 def _isnull(v) -> bool:
@@ -157,6 +215,7 @@ class GraphStore(abc.ABC):
             raise TypeError(f"upsert_nodes: frame must be a pandas DataFrame, got {type(frame).__name__}")
         batch_size = _positive(batch_size, "batch_size")
         given = [c for c in spec.properties if c in frame.columns]
+        _check_frame_text(frame, ["id"], spec.properties, f"upsert_nodes({label!r})")
         out = conform_nodes(label, frame)[["id"] + given]
         if out.empty:
             return 0
@@ -179,6 +238,7 @@ class GraphStore(abc.ABC):
             raise TypeError(f"upsert_edges: frame must be a pandas DataFrame, got {type(frame).__name__}")
         batch_size = _positive(batch_size, "batch_size")
         given = [c for c in spec.properties if c in frame.columns]
+        _check_frame_text(frame, ["src", "dst"], spec.properties, f"upsert_edges({rel_type!r})")
         out = conform_edges(rel_type, frame)[["src", "dst"] + given]
         if out.empty:
             return 0
@@ -315,6 +375,7 @@ class GraphStore(abc.ABC):
             raise ValueError(f"cypher must be a non-empty string, got {cypher!r}")
         if params is not None and (not isinstance(params, dict) or not all(isinstance(k, str) for k in params)):
             raise ValueError(f"params must be a dict with str keys, got {params!r}")
+        check_text(_param_strings(params or {}), "query: params")
         return self._query(cypher, dict(params or {}))
 
     # ----------------------------------------------------------------- queries
@@ -343,15 +404,18 @@ class GraphStore(abc.ABC):
         q = q.astype(np.float32)
         if not np.isfinite(q).all():
             raise ValueError("vector has non-finite values")
+        exclude = {str(e) for e in exclude}
+        check_text(sorted(exclude), "knn: exclude")
         allowed = None
         if category is not None:
             if label != "Item":
                 raise ValueError(f"category filters Item nodes only; got label={label!r}")
             category = str(category)
+            check_text([category], "knn: category")
             if self._missing_ids("Category", [category]):
                 raise ValueError(f"category {category!r} is not a Category node id")
             allowed = set(self._sources("IN_CATEGORY", category))
-        return self._knn(label, name, q, k, {str(e) for e in exclude}, allowed)
+        return self._knn(label, name, q, k, exclude, allowed)
 
     def related(self, item_id: str, k: int = 10, via: str = "co_interaction") -> List[Tuple[str, float]]:
         """Items related to ``item_id``, best first, ties by id ascending, never the item itself.
@@ -366,6 +430,7 @@ class GraphStore(abc.ABC):
         if via not in RELATED_VIA:
             raise ValueError(f"via={via!r} is not one of {list(RELATED_VIA)}")
         item_id, k = str(item_id), _positive(k)
+        check_text([item_id], "related: item_id")
         if self._missing_ids("Item", [item_id]):
             raise ValueError(f"item_id {item_id!r} is not an Item node id")
         if via == "embedding":

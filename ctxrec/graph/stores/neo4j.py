@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ctxrec.graph import schema
-from ctxrec.graph.stores.base import (GraphStore, StoreUnavailable, _positive, _to_numpy, check_vector_name,
-                                      co_occurring_cypher, sources_cypher)
+from ctxrec.graph.stores.base import (GraphStore, StoreUnavailable, _positive, _to_numpy, check_text,
+                                      check_vector_name, co_occurring_cypher, sources_cypher)
 from ctxrec.graph.stores.base import quote as _q
 from ctxrec.optional import require
 
@@ -435,6 +435,7 @@ class Neo4jStore(GraphStore):
                 raise ValueError(f"category filters Item nodes only; got label={label!r}")
             category = str(category)
         exclude = sorted({str(e) for e in exclude})
+        check_text(exclude + ([category] if category is not None else []), "knn_native: exclude / category")
         # One round trip when the answer is full (the usual case): the index name is known
         # (<Label>_<name>), so the checks below (SHOW VECTOR INDEXES, a vector exists, the
         # dimension, the category exists: 3-4 more round trips, ~5 ms) only run when the
