@@ -237,9 +237,12 @@ def analytic_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
     def phi(t: float) -> float:
         return 0.5 * math.erfc(-t / math.sqrt(2))
 
-    def loss(s: float) -> float:
+    def log_phi(t: float) -> float:  # log Phi(t); the tail's asymptote where Phi underflows
+        return math.log(phi(t)) if t > -30 else -t * t / 2 - math.log(-t) - 0.5 * math.log(2 * math.pi)
+
+    def loss(s: float) -> float:  # exp(epsilon) * Phi(.) in log space: epsilon may be large
         a, b = sensitivity / (2 * s), epsilon * s / sensitivity
-        return phi(a - b) - math.exp(epsilon) * phi(-a - b)
+        return phi(a - b) - math.exp(min(epsilon + log_phi(-a - b), 700.0))
 
     lo, hi = 1e-6 * sensitivity, 1e6 * sensitivity
     for _ in range(200):

@@ -248,6 +248,8 @@ def test_analytic_sigma_is_the_smallest_that_meets_delta():
     assert delta_of(s) <= 1e-5 < delta_of(0.99 * s)
     assert s == pytest.approx(3.73, abs=0.01)  # Balle & Wang (2018), Fig. 1 region
     assert GaussianMechanism(0.5, 1e-5, mechanism="analytic").sigma < GaussianMechanism(0.5, 1e-5).sigma
+    big = analytic_sigma(1000.0, 1e-5, 1.0)  # no overflow of exp(epsilon); ~ 1/sqrt(2 epsilon), where the
+    assert 0.02 < big < 0.03 and big > GaussianMechanism(1000.0, 1e-5, clip=0.5).sigma  # classic under-noises
 
 
 def test_clipping_holds_and_keeps_directions():
