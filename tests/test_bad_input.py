@@ -490,9 +490,6 @@ def test_bad_train_config_names_field_value_and_choices(case):
     assert f"TrainConfig.{field}" in str(err.value) and repr(value) in str(err.value) and fix in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="ContextGNN.query indexes h['place'][0] when the graph has no Place nodes (interactions "
-                          "without location and no context file); owned by the model scoring path")
 def test_graph_without_places_trains(tmp_path):
     from ctxrec.training.models import ContextGNN
 
@@ -500,7 +497,9 @@ def test_graph_without_places_trains(tmp_path):
     pd.read_csv(paths["interactions"]).drop(columns="location").to_csv(paths["interactions"], index=False)
     graph = to_rec_graph(build_graph(paths["interactions"], paths["items"]).tables)
     assert graph.data["place"].num_nodes == 0
-    ContextGNN(hidden=8, train={"epochs": 1}).fit(graph)
+    model = ContextGNN(hidden=8, train={"epochs": 1}).fit(graph)
+    items, _ = model.recommend(torch.tensor([0]), 5)
+    assert items.shape == (1, 5)
 
 
 # -- HTTP API --------------------------------------------------------------------------------

@@ -212,8 +212,7 @@ class ContextGNN(nn.Module, Recommender):
             ht, hp = zeros, zeros
         else:
             t, p = context.time.to(hu.device), context.place.to(hu.device)
-            ht = torch.where((t >= 0).unsqueeze(1), h["time"][t.clamp(min=0)], zeros)
-            hp = torch.where((p >= 0).unsqueeze(1), h["place"][p.clamp(min=0)], zeros)
+            ht, hp = _rows(h["time"], t, zeros), _rows(h["place"], p, zeros)
         prefix = self._prefix(context, len(users)).to(hu.device)
         return self._query(hu, ht, hp, self._session(h["item"][prefix.clamp(min=0)], prefix))
 
@@ -280,3 +279,12 @@ class ContextGNN(nn.Module, Recommender):
     def load_state(self, state: Dict[str, torch.Tensor]) -> None:
         self.load_state_dict(state)
         self.eval()
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor, zeros: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` where ``index >= 0``, zeros where it is ``-1`` (unknown), and zeros
+    throughout when no request knows it (the table may then be empty: a graph without places)."""
+    known = index >= 0
+    if not bool(known.any()):
+        return zeros
+    return torch.where(known.unsqueeze(1), table[index.clamp(min=0)], zeros)
