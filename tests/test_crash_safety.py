@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import write_board
+from graph_dump import assert_part_of, assert_same, dump, rows
 
 #: rows per write transaction: small, so the test data make dozens of write statements
 BATCH = 500
@@ -87,28 +87,17 @@ def _kill_when(cmd: list, mark: Path, env: dict, timeout: float = 120.0) -> None
     assert proc.returncode == -signal.SIGKILL
 
 
-def _dump(store) -> dict:
-    """Every node (label, id, properties) and edge (type, endpoints, properties), sorted."""
-    tables = store.read_subgraph()
-    return {**tables.nodes, **tables.edges}
-
-
-def _assert_same(got: dict, want: dict) -> None:
-    assert list(got) == list(want)
-    for name in want:
-        pd.testing.assert_frame_equal(got[name], want[name], obj=name)
-
-
 def _crash_and_rerun(kind: str, where: str, data: dict, open_it, clean: dict, tmp: Path, env: dict) -> dict:
     """Kill an ingestion at each of :data:`KILLS`, check the store is partial, rerun it with the CLI."""
-    total = sum(len(f) for f in clean.values())
     partial = []
     for kill_at in KILLS:
         _kill_when([sys.executable, "-c", INGEST_CHILD, kind, where, str(tmp / "data"), str(kill_at),
                     str(tmp / f"kill-{kill_at}"), str(BATCH)], tmp / f"kill-{kill_at}", env)
         with open_it() as store:  # opens after a SIGKILL: no lock or half-written batch stops it
-            partial.append(sum(store.counts().values()))
-    assert 0 < partial[0] < partial[1] < total, f"the kills were not midway: {partial} of {total} rows"
+            part = dump(store)
+        assert_part_of(part, clean)
+        partial.append(rows(part))
+    assert 0 < partial[0] < partial[1] < rows(clean), f"the kills were not midway: {partial} of {rows(clean)} rows"
     where_opt = ["--db", where] if kind == "embedded" else ["--store", "neo4j", "--uri", where]
     run = subprocess.run([sys.executable, "-m", "ctxrec.cli", "ingest", "--interactions", str(data["interactions"]),
                           "--items", str(data["items"]), "--context", str(data["context"]),
@@ -117,7 +106,7 @@ def _crash_and_rerun(kind: str, where: str, data: dict, open_it, clean: dict, tm
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
     with open_it() as store:
-        return _dump(store)
+        return dump(store)
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +123,10 @@ def test_embedded_ingest_killed_twice_then_rerun_equals_clean(board):
     tmp, data = board
     with open_store("embedded", tmp / "clean") as store:
         ingest(store, data["interactions"], data["items"], data["context"], batch_size=BATCH)
-        clean = _dump(store)
+        clean = dump(store)
     where = tmp / "crashed"
     got = _crash_and_rerun("embedded", str(where), data, lambda: open_store("embedded", where), clean, tmp, _env())
-    _assert_same(got, clean)
+    assert_same(got, clean)
     assert sorted(p.name for p in where.iterdir()) == ["graph.lbug"]  # no WAL, shadow or lock file left
 
 
@@ -152,11 +141,11 @@ def test_neo4j_ingest_killed_twice_then_rerun_equals_clean(board, neo4j_server):
     with open_it() as store:
         store.clear()
         ingest(store, data["interactions"], data["items"], data["context"], batch_size=BATCH)
-        clean = _dump(store)
+        clean = dump(store)
         store.clear()
     env = _env(NEO4J_USER=neo4j_server["user"], NEO4J_PASSWORD=neo4j_server["password"])
     got = _crash_and_rerun("neo4j", neo4j_server["uri"], data, open_it, clean, tmp, env)
-    _assert_same(got, clean)
+    assert_same(got, clean)
     with open_it() as store:
         store.clear()
 

@@ -98,7 +98,7 @@ class Neo4jStore(GraphStore):
         max_retry_time (float, optional): seconds the driver keeps retrying a transaction
             that failed with a transient error or a lost connection, waiting 1, 2, 4, 8 ... s
             (+-20% jitter) between tries; then :class:`StoreUnavailable` is raised, naming the
-            server. With the default, a stopped server fails a call after 4 tries in ~7 s;
+            server. With the default, a stopped server fails a call after 4 tries in 7-8 s;
             ``0`` still tries twice, 1 s apart (default: ``$NEO4J_MAX_RETRY_TIME``, else 5.0).
         read_only (bool): refuse writes (sessions in read mode, so the server refuses raw
             Cypher writes too) and skip creating constraints (default: False).
@@ -194,7 +194,7 @@ class Neo4jStore(GraphStore):
                 f"lost Neo4j at {self.uri} during a {what} ({_reason(e)}); gave up after retrying for "
                 f"{time.monotonic() - start:.1f} s (max_retry_time={self.max_retry_time:g} s). Each batch is one "
                 f"transaction, so none is half-written: once the server is back, rerun the same command "
-                f"(ingestion is idempotent). {_FIX}") from None
+                f"(ingestion is idempotent); {_FIX}") from None
 
     def _session(self):
         if self._driver is None:
