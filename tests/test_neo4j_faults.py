@@ -22,8 +22,6 @@ import pytest
 from conftest import _unavailable, write_board
 from graph_dump import assert_part_of, assert_same, dump, rows
 
-pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "neo4j.sh"
 PASSWORD = "ctxrec-fault-test"
 #: C1-only JIT: about half the start-up CPU; fine for the small graphs here
@@ -93,6 +91,8 @@ def _ctxrec(args: list, env: dict, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.neo4j
+@pytest.mark.slow
 def test_server_stopped_mid_ingest_fails_clearly_then_rerun_equals_clean(own_server, tmp_path):
     from ctxrec.graph.ingest import ingest
     from ctxrec.graph.stores import StoreUnavailable, open_store
@@ -166,3 +166,15 @@ def test_server_stopped_mid_ingest_fails_clearly_then_rerun_equals_clean(own_ser
         assert_same(dump(store), clean)
         store.clear()
     print(f"rows before the rerun {rows(part)} of {rows(clean)}; after it all {rows(clean)}, 0 lost")
+
+
+def test_retry_time_is_checked_before_connecting(monkeypatch):
+    pytest.importorskip("neo4j", reason="the neo4j driver is not installed (pip install ctxrec[neo4j])")
+    from ctxrec.graph.stores.neo4j import Neo4jStore
+
+    for bad in (-1, float("inf"), float("nan"), "soon"):
+        with pytest.raises(ValueError, match=r"max_retry_time \(or \$NEO4J_MAX_RETRY_TIME\) must be seconds >= 0"):
+            Neo4jStore(uri="bolt://127.0.0.1:1", max_retry_time=bad)
+    monkeypatch.setenv("NEO4J_MAX_RETRY_TIME", "-3")
+    with pytest.raises(ValueError, match=r"got '-3'"):
+        Neo4jStore(uri="bolt://127.0.0.1:1")
