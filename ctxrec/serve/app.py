@@ -94,6 +94,8 @@ def _validation_response(errors: List[Dict[str, Any]]) -> JSONResponse:
     parts, field = [], None
     for e in errors:
         loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body", "header")]
+        if e.get("type") == "json_invalid":  # its loc is ("body", character offset): name the body
+            loc = ["body"]
         name = ".".join(loc) or "request"
         field = field or (name if loc else None)
         shown = repr(e.get("input"))
@@ -139,6 +141,39 @@ class BodyLimit:
         return await self.app(scope, limited, send)
 
 
+#: (method, path) of the write endpoints, whose API key is checked before their body is read
+WRITES = {("POST", "/interactions")}
+
+
+def key_error(api_key: Optional[str], given: Optional[bytes]) -> Optional[ServiceError]:
+    """Why a write with the raw header ``X-API-Key: given`` is refused (401/403), or None when it
+    matches ``api_key`` (compared as UTF-8 bytes, in constant time)."""
+    if not api_key:
+        return ServiceError("writes are disabled: the server has no API key; start it with "
+                            "`ctxrec serve --api-key KEY` or set CTXREC_API_KEY", "X-API-Key", 403, "writes_disabled")
+    if not given:
+        return ServiceError("this endpoint needs the X-API-Key header", "X-API-Key", 401, "missing_api_key")
+    if not secrets.compare_digest(given, api_key.encode("utf-8", "surrogateescape")):
+        return ServiceError("the X-API-Key header does not match the server's key", "X-API-Key", 403, "wrong_api_key")
+    return None
+
+
+class WriteKey:
+    """ASGI middleware: a write's API key is checked before its body is read, so a client without
+    the key gets 401/403, never a body-parsing error, and its body is not read at all."""
+
+    def __init__(self, app, api_key: Optional[str]) -> None:
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (scope["method"], scope["path"]) in WRITES:
+            given = dict(scope.get("headers") or []).get(b"x-api-key")
+            err = key_error(self.api_key, given)
+            if err is not None:
+                return await error_response(err.status, err.message, err.code, err.field)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def create_app(service: RecService, api_key: Optional[str] = None, max_json_bytes: int = MAX_JSON_BYTES,
                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The FastAPI app over ``service``.
@@ -159,18 +194,15 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
                   responses={404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}})
     app.state.service = service
     app.add_middleware(BodyLimit, max_json=max_json_bytes, max_upload=max_upload_bytes)
+    app.add_middleware(WriteKey, api_key=api_key)  # added last, so it runs first
     _handlers(app)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
 
     def require_key(given: Optional[str] = Depends(key_header)) -> None:
-        if not api_key:
-            raise ServiceError("writes are disabled: the server has no API key; start it with "
-                               "`ctxrec serve --api-key KEY` or set CTXREC_API_KEY", "X-API-Key", 403, "writes_disabled")
-        if not given:
-            raise ServiceError("this endpoint needs the X-API-Key header", "X-API-Key", 401, "missing_api_key")
-        if not secrets.compare_digest(given.encode(), api_key.encode()):
-            raise ServiceError("the X-API-Key header does not match the server's key", "X-API-Key", 403,
-                               "wrong_api_key")
+        """The OpenAPI security declaration; :class:`WriteKey` has already checked the key."""
+        err = key_error(api_key, None if given is None else given.encode("latin-1"))  # Starlette decodes latin-1
+        if err is not None:
+            raise err
 
     @app.get("/health", tags=["status"])
     def health() -> Dict[str, Any]:
@@ -289,7 +321,11 @@ def _handlers(app: FastAPI) -> None:
             message = f"no endpoint {request.url.path}; see /docs for the endpoints"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        field = None
+        if exc.status_code == 400 and message == "There was an error parsing the body":  # FastAPI's, e.g. not UTF-8
+            message, field = ("the request body cannot be read as JSON (UTF-8 text expected); send a JSON object "
+                              "as the endpoint's schema in /docs shows"), "body"
+        return error_response(exc.status_code, message, field=field, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
