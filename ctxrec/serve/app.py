@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
 
 from ctxrec.serve.errors import Invalid, ServiceError
@@ -68,6 +68,13 @@ class Event(BaseModel):
     location: Optional[str] = Field(None, max_length=200)
     session_id: Optional[str] = Field(None, max_length=200, description="continue this session of the user")
     value: Optional[float] = None
+
+    @field_validator("user_id", "item_id", "session_id")
+    @classmethod
+    def _no_nul(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and "\x00" in v:  # the stores refuse such ids (numpy strings drop a trailing NUL)
+            raise ValueError("an id may not hold a NUL character (U+0000)")
+        return v
 
 
 class Events(BaseModel):

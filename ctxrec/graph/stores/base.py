@@ -48,14 +48,17 @@ def check_text(values, what: str, max_bytes: Optional[int] = None) -> None:
     """Raise a ValueError naming the row and value when a string cannot be stored.
 
     Strings must be valid Unicode (a lone surrogate such as ``"\\ud800"`` has no UTF-8
-    form, and the drivers fail on it with a bare ``UnicodeEncodeError``) and, for ids, at
-    most ``max_bytes`` long in UTF-8. Every other string, quotes, NUL and Cypher included,
-    is stored verbatim: values travel as query parameters.
+    form, and the drivers fail on it with a bare ``UnicodeEncodeError``); ids must also be at
+    most ``max_bytes`` long in UTF-8 and hold no NUL (numpy string arrays, which read_vectors,
+    the vector search and export use, drop a trailing NUL: ``"i1\\x00"`` came back as ``"i1"``).
+    Every other string, quotes, NUL in properties and Cypher included, is stored verbatim:
+    values travel as query parameters.
 
     Args:
         values (Sequence): the strings (other values are skipped).
         what (str): where they come from, for the message, e.g. ``"upsert_nodes('Item') column 'id'"``.
-        max_bytes (int, optional): longest UTF-8 encoding allowed (default: no limit).
+        max_bytes (int, optional): the values are ids: longest UTF-8 encoding allowed, and no
+            NUL (default: None, any length, NUL allowed).
     """
     values = values if isinstance(values, list) else list(values)
     try:
@@ -69,6 +72,10 @@ def check_text(values, what: str, max_bytes: Optional[int] = None) -> None:
         row = next(r for r, v in enumerate(values) if not is_utf8(v))
         raise ValueError(f"{what}: row {row} value {_short(values[row])} is not valid Unicode text (it holds a lone "
                          f"surrogate, which has no UTF-8 form); decode the source with the right encoding") from None
+    if max_bytes is not None and "\x00" in text:
+        row = next(r for r, v in enumerate(values) if "\x00" in v)
+        raise ValueError(f"{what}: row {row} value {_short(values[row])} holds a NUL character (U+0000), which an id "
+                         f"may not; ids come back through numpy string arrays, which drop a trailing NUL")
     if max_bytes is not None and values and max(map(len, values)) * 4 > max_bytes:
         for row, value in enumerate(values):
             size = len(value.encode("utf-8"))
