@@ -444,6 +444,9 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     import torch
 
     torch.set_num_threads(max(1, torch_threads))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(max(1, torch_threads), user_api="blas")  # numpy's BLAS scores the catalogue on the CPU
     from ctxrec.optional import require
 
     try:

@@ -126,3 +126,17 @@ class TestContextGNN(RecommenderContract):
         h = fitted.history
         assert h.best_epoch == max(range(len(h.val)), key=lambda e: (h.val[e], -e))
         assert len(h.loss) == len(h.val) > 0
+
+
+def test_catalogue_scores_equal_the_torch_product():
+    """The CPU scoring path (numpy's BLAS) gives torch's q @ items.T up to float32 rounding."""
+    from ctxrec.training.models.context_gnn import catalogue_scores
+
+    gen = torch.Generator().manual_seed(0)
+    queries, items = torch.randn(5, 17, generator=gen), torch.randn(1000, 17, generator=gen)
+    got = catalogue_scores(queries, items)
+    assert got.shape == (5, 1000) and got.dtype == torch.float32
+    assert torch.allclose(got, queries @ items.T, atol=1e-5)
+    assert torch.equal(got.topk(10, dim=1).indices, (queries @ items.T).topk(10, dim=1).indices)
+    wide = catalogue_scores(queries.double(), items.double())  # other dtypes go through torch
+    assert torch.allclose(wide, (queries @ items.T).double(), atol=1e-5)

@@ -214,7 +214,7 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
     @app.get("/health", tags=["status"])
     def health() -> Dict[str, Any]:
         """What is served: store, model, sizes, item vectors, search and write availability."""
-        return {**service.health(), "writes": bool(api_key)}
+        return {**service.health(), "writes": bool(api_key), "batching": app.state.batcher.stats()}
 
     batcher = app.state.batcher = Batcher(service.recommend_many)
 

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, List, Sequence, Tuple
 
@@ -32,8 +33,9 @@ class Batcher:
         self._pending: List[Tuple[Any, asyncio.Future]] = []
         self._running = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxrec-batch")
-        self.batches = 0  # calls of fn so far, and requests they answered (for /health and benchmarks)
+        self.batches = 0  # calls of fn so far, requests they answered and seconds they took (for benchmarks)
         self.requests = 0
+        self.busy_s = 0.0
 
     async def __call__(self, request: Any) -> Any:
         """The answer to ``request`` (raises what ``fn`` answered for it, or what ``fn`` raised)."""
@@ -50,6 +52,7 @@ class Batcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                started = time.perf_counter()
                 try:
                     answers = await loop.run_in_executor(self._pool, self.fn, [r for r, _ in batch])
                     if len(answers) != len(batch):
@@ -58,6 +61,7 @@ class Batcher:
                     answers = [e] * len(batch)
                 self.batches += 1
                 self.requests += len(batch)
+                self.busy_s += time.perf_counter() - started
                 for (_, future), answer in zip(batch, answers):
                     if future.done():  # the caller went away (client disconnected)
                         continue
@@ -71,3 +75,8 @@ class Batcher:
     def close(self) -> None:
         """Stop the worker thread (pending batches finish first)."""
         self._pool.shutdown(wait=True)
+
+    def stats(self) -> dict:
+        """Batches so far, requests they answered, mean batch size and seconds spent answering."""
+        return {"batches": self.batches, "requests": self.requests, "busy_s": round(self.busy_s, 3),
+                "mean_batch": round(self.requests / self.batches, 2) if self.batches else 0.0}
