@@ -174,3 +174,12 @@ def test_uploads_over_10_mib_get_413(client):
     # a multipart body between the two limits is an upload, not a JSON body: read, then judged
     res = client.post("/search", files={"file": ("clip.wav", b"RIFF" + b"\0" * (2 << 20), "audio/wav")})
     assert res.status_code == 422 and res.json()["error"]["field"] == "file", res.text[:300]
+
+
+def test_ids_with_nul_get_422_not_500(client, served):
+    """The stores refuse ids holding NUL; the API says so first (it answered 500 once they did)."""
+    event = {"user_id": served.users[0], "item_id": served.items[0], "time": "2024-05-01T10:00:00"}
+    for field in ("user_id", "item_id", "session_id"):
+        res = client.post("/interactions", json={"events": [{**event, field: "x\x00"}]}, headers={"X-API-Key": API_KEY})
+        assert res.status_code == 422 and res.json()["error"]["field"] == f"events.0.{field}", res.text
+        assert "NUL" in res.json()["error"]["message"]
