@@ -177,7 +177,7 @@ def test_uploads_over_10_mib_get_413(client):
 
 
 def test_ids_with_nul_get_422_not_500(client, served):
-    """The stores refuse ids holding NUL; the API says so first (it answered 500 once they did)."""
+    """The stores refuse ids ending with NUL; the API says so first (it answered 500 once they did)."""
     event = {"user_id": served.users[0], "item_id": served.items[0], "time": "2024-05-01T10:00:00"}
     for field in ("user_id", "item_id", "session_id"):
         res = client.post("/interactions", json={"events": [{**event, field: "x\x00"}]}, headers={"X-API-Key": API_KEY})

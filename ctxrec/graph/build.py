@@ -223,6 +223,9 @@ def _check_ids(frame, log, file, columns, limit):
             frame = reject_rows(frame, size.astype(int) > limit, log, file, c,
                                 f"id longer than {limit} bytes (UTF-8); use a shorter id or a hash of it, "
                                 "or raise BuildConfig.max_id_bytes")
+            nul = map_unique(frame[c], lambda v: isinstance(v, str) and v.endswith("\x00")).astype(bool)
+            frame = reject_rows(frame, nul, log, file, c, "id ends with a NUL character (U+0000), which the stores "
+                                "refuse (numpy strings drop it); remove it from the source")
     return frame
 
 

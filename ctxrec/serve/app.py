@@ -72,8 +72,8 @@ class Event(BaseModel):
     @field_validator("user_id", "item_id", "session_id")
     @classmethod
     def _no_nul(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and "\x00" in v:  # the stores refuse such ids (numpy strings drop a trailing NUL)
-            raise ValueError("an id may not hold a NUL character (U+0000)")
+        if v is not None and v.endswith("\x00"):  # the stores refuse such ids (numpy strings drop it)
+            raise ValueError("an id may not end with a NUL character (U+0000)")
         return v
 
 

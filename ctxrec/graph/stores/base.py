@@ -49,16 +49,16 @@ def check_text(values, what: str, max_bytes: Optional[int] = None) -> None:
 
     Strings must be valid Unicode (a lone surrogate such as ``"\\ud800"`` has no UTF-8
     form, and the drivers fail on it with a bare ``UnicodeEncodeError``); ids must also be at
-    most ``max_bytes`` long in UTF-8 and hold no NUL (numpy string arrays, which read_vectors,
-    the vector search and export use, drop a trailing NUL: ``"i1\\x00"`` came back as ``"i1"``).
-    Every other string, quotes, NUL in properties and Cypher included, is stored verbatim:
-    values travel as query parameters.
+    most ``max_bytes`` long in UTF-8 and not end with NUL (numpy string arrays, which
+    read_vectors, the vector search and export use, drop a trailing NUL: ``"i1\\x00"`` came
+    back as ``"i1"``). Every other string, quotes, NUL and Cypher included, is stored
+    verbatim: values travel as query parameters.
 
     Args:
         values (Sequence): the strings (other values are skipped).
         what (str): where they come from, for the message, e.g. ``"upsert_nodes('Item') column 'id'"``.
         max_bytes (int, optional): the values are ids: longest UTF-8 encoding allowed, and no
-            NUL (default: None, any length, NUL allowed).
+            trailing NUL (default: None, any length, any NUL).
     """
     values = values if isinstance(values, list) else list(values)
     try:
@@ -73,9 +73,10 @@ def check_text(values, what: str, max_bytes: Optional[int] = None) -> None:
         raise ValueError(f"{what}: row {row} value {_short(values[row])} is not valid Unicode text (it holds a lone "
                          f"surrogate, which has no UTF-8 form); decode the source with the right encoding") from None
     if max_bytes is not None and "\x00" in text:
-        row = next(r for r, v in enumerate(values) if "\x00" in v)
-        raise ValueError(f"{what}: row {row} value {_short(values[row])} holds a NUL character (U+0000), which an id "
-                         f"may not; ids come back through numpy string arrays, which drop a trailing NUL")
+        row = next((r for r, v in enumerate(values) if v.endswith("\x00")), None)
+        if row is not None:
+            raise ValueError(f"{what}: row {row} value {_short(values[row])} ends with a NUL character (U+0000), "
+                             f"which an id may not: ids come back through numpy string arrays, which drop it")
     if max_bytes is not None and values and max(map(len, values)) * 4 > max_bytes:
         for row, value in enumerate(values):
             size = len(value.encode("utf-8"))
