@@ -560,13 +560,15 @@ def bench_session(seeds: str = typer.Option("0,1,2", help="World seeds, comma-se
 @bench_app.command("serve")
 def bench_serve(items: int = typer.Option(100_000, help="Items of the synthetic world."),
                 users: int = typer.Option(1000, help="Users of the synthetic world."),
-                requests: int = typer.Option(2000, help="Requests per endpoint."),
+                requests: int = typer.Option(2000, help="Requests per endpoint and round."),
                 concurrency: int = typer.Option(16, help="Requests in flight at once."),
+                repeats: int = typer.Option(3, min=1, help="Rounds per endpoint; the median-p99 round is reported."),
                 out: Path = typer.Option(Path("benchmarks"), help="Folder for serve.json.")) -> None:
     """p50/p99 latency and errors of /recommend and /items/{id}/related under a loopback load."""
     from ctxrec.bench.serve import run as run_bench
 
-    run_bench(items=items, users=users, requests=requests, concurrency=concurrency, out_dir=str(out))
+    run_bench(items=items, users=users, requests=requests, concurrency=concurrency, out_dir=str(out),
+              repeats=repeats)
 
 
 @bench_app.command("privacy")

@@ -59,8 +59,13 @@ def prepare(folder: Path, items: int, users: int, seed: int = 0) -> Dict[str, ob
 
 
 def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurrency: int = 16,
-        out_dir: str = "benchmarks", seed: int = 0) -> Dict[str, object]:
-    """Prepare, serve, load; print the table; write ``benchmarks/serve.json``."""
+        out_dir: str = "benchmarks", seed: int = 0, repeats: int = 3) -> Dict[str, object]:
+    """Prepare, serve, load; print the table; write ``benchmarks/serve.json``.
+
+    Each endpoint gets ``repeats`` rounds of ``requests`` requests (the reason sentences one
+    round of a tenth); the round with the median p99 is reported, with every round kept
+    under ``rounds`` and the errors of all rounds summed.
+    """
     rng = random.Random(seed)
     figures: Dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="ctxrec-serve-") as tmp:
@@ -89,14 +94,20 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
             for name, make in endpoints.items():
                 asyncio.run(load(base, [make() for _ in range(50)], concurrency))  # warm-up
                 n = requests if "reasons" not in name else max(requests // 10, 50)  # ~40 store queries each
-                t0 = time.perf_counter()
-                res = asyncio.run(load(base, [make() for _ in range(n)], concurrency))
-                wall = time.perf_counter() - t0
-                ms = [1000 * s for s, _ in res]
-                figures[name] = {"p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99),
-                                 "errors": sum(not ok for _, ok in res), "requests": len(res),
-                                 "requests_per_s": len(res) / wall}
+                rounds = []
+                for _ in range(repeats if "reasons" not in name else 1):
+                    t0 = time.perf_counter()
+                    res = asyncio.run(load(base, [make() for _ in range(n)], concurrency))
+                    wall = time.perf_counter() - t0
+                    ms = [1000 * s for s, _ in res]
+                    rounds.append({"p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99),
+                                   "errors": sum(not ok for _, ok in res), "requests": len(res),
+                                   "requests_per_s": len(res) / wall})
+                # the round with the median p99 is the headline; every round is kept, errors are summed
+                middle = sorted(rounds, key=lambda r: r["p99_ms"])[len(rounds) // 2]
+                figures[name] = {**middle, "errors": sum(r["errors"] for r in rounds), "rounds": rounds}
                 print(f"{name}: {figures[name]}", flush=True)
+            figures["_batching"] = _health(base)["batching"]
         finally:
             server.terminate()
             try:
@@ -104,16 +115,23 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
             except subprocess.TimeoutExpired:
                 server.kill()
             log.close()
-    rows = [{"endpoint": k, **v} for k, v in figures.items()]
+    rows = [{"endpoint": k, **v} for k, v in figures.items() if not k.startswith("_")]
     print(table(rows, ["endpoint", "requests", "p50_ms", "p99_ms", "errors", "requests_per_s"]))
     figures["_setup"] = {**facts, "requests": requests, "concurrency": concurrency, "store": "embedded (LadybugDB)",
                          "model": "ContextGNN hidden 64, 1 epoch, no features",
                          "server": "ctxrec serve --no-access-log, 1 process, concurrent /recommend batched",
                          "client": "ctxrec.bench.loadgen (asyncio HTTP/1.1, keep-alive) in another process"}
     path = write_report("serve", figures, out_dir, command=f"ctxrec bench serve --items {items} --users {users} "
-                                                            f"--requests {requests} --concurrency {concurrency}")
+                                                            f"--requests {requests} --concurrency {concurrency} "
+                                                            f"--repeats {repeats}")
     print(f"\nwritten to {path}")
     return figures
+
+
+def _health(base: str) -> Dict[str, object]:
+    import httpx2 as httpx
+
+    return httpx.get(base + "/health", timeout=10).json()
 
 
 def _wait(base: str, server: subprocess.Popen, log: Path, timeout: float = 600.0) -> None:

@@ -36,6 +36,7 @@ class Batcher:
         self.batches = 0  # calls of fn so far, requests they answered and seconds they took (for benchmarks)
         self.requests = 0
         self.busy_s = 0.0
+        self.compute_s = 0.0  # of which inside fn
 
     async def __call__(self, request: Any) -> Any:
         """The answer to ``request`` (raises what ``fn`` answered for it, or what ``fn`` raised)."""
@@ -54,7 +55,7 @@ class Batcher:
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
                 started = time.perf_counter()
                 try:
-                    answers = await loop.run_in_executor(self._pool, self.fn, [r for r, _ in batch])
+                    answers = await loop.run_in_executor(self._pool, self._timed, [r for r, _ in batch])
                     if len(answers) != len(batch):
                         raise RuntimeError(f"the batch function gave {len(answers)} answers for {len(batch)} requests")
                 except Exception as e:  # noqa: BLE001 -- every caller of the batch gets the error
@@ -72,6 +73,13 @@ class Batcher:
         finally:
             self._running = False
 
+    def _timed(self, requests: List[Any]) -> List[Any]:
+        started = time.perf_counter()
+        try:
+            return self.fn(requests)
+        finally:
+            self.compute_s += time.perf_counter() - started
+
     def close(self) -> None:
         """Stop the worker thread (pending batches finish first)."""
         self._pool.shutdown(wait=True)
@@ -79,4 +87,5 @@ class Batcher:
     def stats(self) -> dict:
         """Batches so far, requests they answered, mean batch size and seconds spent answering."""
         return {"batches": self.batches, "requests": self.requests, "busy_s": round(self.busy_s, 3),
+                "compute_s": round(self.compute_s, 3),
                 "mean_batch": round(self.requests / self.batches, 2) if self.batches else 0.0}
