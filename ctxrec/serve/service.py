@@ -473,7 +473,11 @@ class RecService:
                               for e in events])
         frame = frame.reindex(columns=[c for c in EVENT_COLUMNS if c in frame.columns])
         with self._lock:
-            result = append_events(self.store, frame, self.build)
+            try:
+                result = append_events(self.store, frame, self.build)
+            except ValueError as e:  # the store refused a value the event checks let through
+                raise Invalid(f"the store refused the events: {e}; fix that value and send them again",
+                              "events") from None
         if result.rejects:
             first = result.rejects[0]
             listed = "; ".join(f"event {r.row - 1}: {r.column} {r.value!r}: {r.reason}" for r in result.rejects[:10])
