@@ -439,7 +439,8 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
           torch_threads: int = typer.Option(1, help="Threads per torch op; requests already run in parallel "
                                                     "threads, so more mostly adds contention."),
           access_log: bool = typer.Option(True, "--access-log/--no-access-log",
-                                          help="Log a line per request (uvicorn's access log).")) -> None:
+                                          help="Log a line per request (uvicorn's access log)."),
+          pseudonymize_key_file: Optional[Path] = PseudoKeyOpt) -> None:
     """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
     import torch
 
@@ -462,13 +463,15 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
         _fail(f"--store {store!r} is not one of: embedded, neo4j")
     where = {"uri": uri} if store == "neo4j" else {"db": db}
     try:
+        pseudo = _pseudonymizer(pseudonymize_key_file, data_dirs=[db] if store != "neo4j" else [])
         service = RecService.open(model_dir, kind=store, features=features if features.is_dir() else None, lm=lm,
-                                  build=BuildConfig(session_gap_minutes=session_gap), **where)
+                                  build=BuildConfig(session_gap_minutes=session_gap, pseudonymize=pseudo), **where)
     except (FileNotFoundError, ValueError, ConnectionError, PermissionError, ImportError) as e:
         _fail(str(e))
     typer.echo(f"serving {service.model.name} on http://{host}:{port} (docs at /docs); search "
                f"{'from ' + str(features) if service.features else f'off (no {features})'}; writes "
-               f"{'need X-API-Key' if api_key else 'off (no --api-key / CTXREC_API_KEY)'}")
+               f"{'need X-API-Key' if api_key else 'off (no --api-key / CTXREC_API_KEY)'}"
+               f"{'; raw user ids are mapped to their pseudonyms' if pseudo is not None else ''}")
     try:
         uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, access_log=access_log)
     finally:

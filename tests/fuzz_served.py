@@ -108,3 +108,14 @@ def changes(before: dict, after: dict) -> dict:
         if any(diff.values()):
             out[part] = diff
     return out
+
+
+def report_counts(request, tool: str, counts: dict, extra: str = "") -> None:
+    """Print how many examples each test or operation ran (the figures RELIABILITY.md quotes),
+    past pytest's output capture."""
+    tw = request.config.pluginmanager.get_plugin("terminalreporter")
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        tw.write_line("")
+        for name, n in sorted(counts.items()):
+            tw.write_line(f"{tool} examples: {name}: {n}")
+        tw.write_line(f"{tool} examples: total: {sum(counts.values())}{extra}")

@@ -33,7 +33,7 @@ from ctxrec.graph.stores import open_store
 from ctxrec.graph.stores.base import MAX_ID_BYTES
 from ctxrec.graph.tables import GraphTables
 
-from tests.fuzz_served import API_KEY, changes, checksum, close_served, served_app, snapshot
+from tests.fuzz_served import API_KEY, changes, checksum, close_served, report_counts, served_app, snapshot
 from tests.stores.contract import EMB, HOSTILE_LABEL, HOSTILE_STRINGS, contract_tables
 
 PREFIX = f"inj{uuid.uuid4().hex[:8]}-"  # this run's nodes; never in a query's text
@@ -554,9 +554,4 @@ def test_api_parameters(api):
 def _report_examples(request):
     """Print the examples each test ran (the figure RELIABILITY.md quotes)."""
     yield
-    tw = request.config.pluginmanager.get_plugin("terminalreporter")
-    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
-        tw.write_line("")
-        for test, n in sorted(EXAMPLES.items()):
-            tw.write_line(f"hypothesis examples: {test}: {n}")
-        tw.write_line(f"hypothesis examples: total: {sum(EXAMPLES.values())}")
+    report_counts(request, "hypothesis", EXAMPLES)

@@ -212,6 +212,34 @@ def test_append_and_serving_work_through_the_key(pipeline, tmp_path):
     assert _leaks([db], [raw, "new.user@example.org"]) == []
 
 
+def test_the_service_maps_raw_ids_when_it_holds_the_key(pipeline, tmp_path):
+    """`ctxrec serve --pseudonymize-key-file`: requests carry raw ids; without the key only pseudonyms work."""
+    import shutil
+
+    from ctxrec.serve.service import RecService, ServiceError
+
+    p, raw = pipeline["pseudo"], _raw(2)
+    db = tmp_path / "served.db"
+    shutil.copytree(pipeline["db"], db)
+    plain = RecService.open(pipeline["model"], "embedded", db)
+    try:
+        want = plain.recommend(p.user(raw), k=5)
+        with pytest.raises(ServiceError, match="unknown user"):
+            plain.recommend(raw, k=5)
+    finally:
+        plain.close()
+    keyed = RecService.open(pipeline["model"], "embedded", db, build=BuildConfig(pseudonymize=p))
+    try:
+        got = keyed.recommend(raw, k=5)
+        first = got["items"][0]
+        assert keyed.explain(raw, first["id"])["sentence"] == first["reason"]
+        with pytest.raises(ServiceError, match="unknown user"):
+            keyed.recommend(p.user(raw), k=5)  # a pseudonym is hashed again: the key holder sends raw ids
+    finally:
+        keyed.close()
+    assert got["user"] == raw and got["items"] == want["items"]
+
+
 def test_pseudonymised_build_matches_the_plain_one_up_to_renaming(tmp_path):
     paths = write_board(tmp_path, context_board=False, n_users=6, n_items=10)
     p = Pseudonymizer(b"z" * 32)

@@ -26,7 +26,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from ctxrec.serve.app import MAX_JSON_BYTES, MAX_UPLOAD_BYTES  # noqa: E402
 
-from tests.fuzz_served import API_KEY, close_served, served_app  # noqa: E402
+from tests.fuzz_served import API_KEY, close_served, report_counts, served_app  # noqa: E402
 
 CALLS: Counter = Counter()  # examples per operation and generation mode
 ERROR_KEYS = {"status", "code", "message", "field"}
@@ -41,12 +41,7 @@ def served(tmp_path_factory, request):
     built = served_app(tmp_path_factory)
     yield built
     close_served()
-    tw = request.config.pluginmanager.get_plugin("terminalreporter")
-    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
-        tw.write_line("")
-        for op, n in sorted(CALLS.items()):
-            tw.write_line(f"schemathesis examples: {op}: {n}")
-        tw.write_line(f"schemathesis examples: total: {sum(CALLS.values())} over {len(CALLS)} operation x mode")
+    report_counts(request, "schemathesis", CALLS, f" over {len(CALLS)} operation x mode")
 
 
 @pytest.fixture(scope="module")

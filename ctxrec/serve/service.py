@@ -87,7 +87,8 @@ class RecService:
         features (str | Path, optional): the folder ``ctxrec encode --out`` wrote (its
             manifest names the encoders search needs) (default: None, no search).
         writer (LMWriter, optional): rewrites reason sentences (default: None, templates).
-        build (BuildConfig, optional): how new events become sessions (default: ``BuildConfig()``).
+        build (BuildConfig, optional): how new events become sessions (default: ``BuildConfig()``);
+            with ``pseudonymize`` set, requests carry raw user ids and the service maps them.
     """
 
     def __init__(self, store, model, features: str | Path | None = None, writer=None,
@@ -196,8 +197,9 @@ class RecService:
         for n, r in enumerate(requests):
             try:
                 _check_k(r.k)
-                u = self._user_index(r.user)
-                context, used = self._context(r.user, r.time, r.place, r.session, r.session_items)
+                user = self._stored(r.user)
+                u = self._user_index(user)
+                context, used = self._context(user, r.time, r.place, r.session, r.session_items)
             except ServiceError as e:
                 answers[n] = e
                 continue
@@ -213,6 +215,12 @@ class RecService:
                 answers[n] = self._answer(requests[n], used, items[row].tolist(), scores[row].tolist())
         return answers
 
+    def _stored(self, user: str) -> str:
+        """The id ``user`` has in the store: its pseudonym when the service holds the key
+        (``BuildConfig.pseudonymize``), so callers may send raw ids to a pseudonymised store."""
+        pseudo = self.build.pseudonymize
+        return pseudo.user(user) if pseudo is not None else user
+
     def _answer(self, r: "RecRequest", used: Dict[str, Any], items: List[int], scores: List[float]) -> Dict[str, Any]:
         exclude = set(used["session_items"])
         ids = self.graph.ids["item"]
@@ -222,7 +230,8 @@ class RecService:
         for rank, (item, score) in enumerate(ranked, 1):
             row = {"id": item, "name": self._names.get(item), "score": score, "rank": rank}
             if r.reasons:
-                row["reason"], row["reason_source"] = self._sentence(r.user, item, self._evidence(r.user, item))
+                user = self._stored(r.user)
+                row["reason"], row["reason_source"] = self._sentence(user, item, self._evidence(user, item))
             out.append(row)
         return {"user": r.user, "context": used, "items": out}
 
@@ -416,6 +425,7 @@ class RecService:
             strength, detail, path``), ``modalities`` (``method``, ``weights``, ``present``;
             None for a model without modality fusion), ``sentence``, ``sentence_source``.
         """
+        user = self._stored(user)
         if not self._exists("User", user):
             raise NotFound(f"unknown user {user!r}: no such user id in the store", "user", code="unknown_user")
         if not self._exists("Item", item):
