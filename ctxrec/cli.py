@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -440,11 +441,16 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                                     "threads, so more mostly adds contention."),
           access_log: bool = typer.Option(True, "--access-log/--no-access-log",
                                           help="Log a line per request (uvicorn's access log)."),
-          pseudonymize_key_file: Optional[Path] = PseudoKeyOpt) -> None:
+          pseudonymize_key_file: Optional[Path] = PseudoKeyOpt,
+          gil_switch_ms: float = typer.Option(0.2, min=0.01, help="Python's thread switch interval in ms (its "
+                                                                  "default is 5).")) -> None:
     """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
     import torch
 
     torch.set_num_threads(max(1, torch_threads))
+    # the /recommend batch thread hands the GIL to the event loop at every torch call; a short
+    # switch interval gets it back sooner (p99 -10% at 100k items, BENCHMARKS.md: bench serve)
+    sys.setswitchinterval(gil_switch_ms / 1000)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(max(1, torch_threads), user_api="blas")  # numpy's BLAS scores the catalogue on the CPU

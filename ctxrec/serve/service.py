@@ -211,8 +211,9 @@ class RecService:
             depth = max(requests[n].k + len(used["session_items"]) for n, _, _, used in group)
             items, scores = self.model.recommend(torch.tensor([u for _, u, _, _ in group]), depth,
                                                  context=_stack([c for _, _, c, _ in group]), filter_seen=filter_seen)
+            items, scores = items.tolist(), scores.tolist()
             for row, (n, _, _, used) in enumerate(group):
-                answers[n] = self._answer(requests[n], used, items[row].tolist(), scores[row].tolist())
+                answers[n] = self._answer(requests[n], used, items[row], scores[row])
         return answers
 
     def _stored(self, user: str) -> str:
@@ -246,8 +247,6 @@ class RecService:
 
     def _context(self, user: str, time: Optional[str], place: Optional[str], session: Optional[str],
                  session_items: Sequence[str]):
-        from ctxrec.training.recommender import Context
-
         items: List[str] = []
         sid = None
         if session:
@@ -282,8 +281,7 @@ class RecService:
                                code="unknown_place")
             p, place = self.graph.index["place"][key], key
         known_items = [self.graph.index["item"][i] for i in items if i in self.graph.index["item"]]
-        context = Context(torch.tensor([self.graph.lookup("time", slot) if slot else -1]), torch.tensor([p]),
-                          torch.tensor([known_items], dtype=torch.long) if known_items else None)
+        context = (self.graph.lookup("time", slot) if slot else -1, p, known_items)  # plain ints: see _stack
         used = {"time_slot": slot, "place": place or None, "session": sid, "session_items": items,
                 "untrained_items": [i for i in items if i not in self.graph.index["item"]]}
         return context, used
@@ -497,17 +495,18 @@ class RecService:
                 "written": result.written}
 
 
-def _stack(contexts: Sequence[Any]):
-    """One batched ``Context`` from single-request ones (session items ``-1``-padded on the left)."""
+def _stack(contexts: Sequence[Tuple[int, int, List[int]]]):
+    """One batched ``Context`` from ``(time, place, session items)`` indices per request
+    (session items ``-1``-padded on the left). A few tensors per batch, not per request:
+    each torch call gives up and takes back the GIL, which the event loop also wants."""
     from ctxrec.training.recommender import Context
 
-    rows = [c.session_items[0] if c.session_items is not None else torch.empty(0, dtype=torch.long)
-            for c in contexts]
-    width = max(len(r) for r in rows)
+    width = max(len(items) for _, _, items in contexts)
     items = None
     if width:
-        items = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0), value=-1) for r in rows])
-    return Context(torch.cat([c.time for c in contexts]), torch.cat([c.place for c in contexts]), items)
+        items = torch.tensor([[-1] * (width - len(row)) + row for _, _, row in contexts], dtype=torch.long)
+    return Context(torch.tensor([t for t, _, _ in contexts], dtype=torch.long),
+                   torch.tensor([p for _, p, _ in contexts], dtype=torch.long), items)
 
 
 def _check_k(k: int) -> None:
