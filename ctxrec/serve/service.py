@@ -227,11 +227,10 @@ class RecService:
         ids = self.graph.ids["item"]
         ranked = [(str(ids[i]), s) for i, s in zip(items, scores)
                   if s != float("-inf") and str(ids[i]) not in exclude][:r.k]
-        out = []
+        out, user = [], self._stored(r.user)
         for rank, (item, score) in enumerate(ranked, 1):
             row = {"id": item, "name": self._names.get(item), "score": score, "rank": rank}
             if r.reasons:
-                user = self._stored(r.user)
                 row["reason"], row["reason_source"] = self._sentence(user, item, self._evidence(user, item))
             out.append(row)
         return {"user": r.user, "context": used, "items": out}
