@@ -161,9 +161,10 @@ def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
         typer.echo(f"vectors and manifest written to {out}")
 
 
-def _json_option(value: Optional[str], flag: str) -> dict:
+def _json_option(value: Optional[str], flag: str, kind: type = dict):
+    """A JSON option's value (text or ``@file``): an object of keyword arguments, or a list."""
     if not value:
-        return {}
+        return kind()
     text = value
     if value.startswith("@"):
         path = Path(value[1:])
@@ -174,8 +175,9 @@ def _json_option(value: Optional[str], flag: str) -> dict:
         parsed = json.loads(text)
     except json.JSONDecodeError as e:
         _fail(f"{flag} is not valid JSON ({e}): {text[:120]!r}")
-    if not isinstance(parsed, dict):
-        _fail(f"{flag} must be a JSON object of keyword arguments, got {type(parsed).__name__}")
+    if not isinstance(parsed, kind):
+        _fail(f"{flag} must be a JSON {'object of keyword arguments' if kind is dict else 'list'}, "
+              f"got {type(parsed).__name__}")
     return parsed
 
 
@@ -443,13 +445,16 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                           help="Log a line per request (uvicorn's access log)."),
           pseudonymize_key_file: Optional[Path] = PseudoKeyOpt,
           gil_switch_ms: float = typer.Option(0.2, min=0.01, help="Python's thread switch interval in ms (its "
-                                                                  "default is 5).")) -> None:
+                                                                  "default is 5)."),
+          scoring_process: bool = typer.Option(True, "--scoring-process/--no-scoring-process",
+                                               help="Rank /recommend batches in a process of their own (CPU "
+                                                    "models), so they do not wait for the GIL.")) -> None:
     """Serve recommendations, related items, search, explanations and new events over HTTP (docs at /docs)."""
     import torch
 
     torch.set_num_threads(max(1, torch_threads))
-    # the /recommend batch thread hands the GIL to the event loop at every torch call; a short
-    # switch interval gets it back sooner (p99 -10% at 100k items, BENCHMARKS.md: bench serve)
+    # a batch thread that ranks in this process (--no-scoring-process) hands the GIL to the event
+    # loop at every torch call; a short switch interval gets it back sooner (BENCHMARKS.md: bench serve)
     sys.setswitchinterval(gil_switch_ms / 1000)
     from threadpoolctl import threadpool_limits
 
@@ -474,6 +479,13 @@ def serve(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                   build=BuildConfig(session_gap_minutes=session_gap, pseudonymize=pseudo), **where)
     except (FileNotFoundError, ValueError, ConnectionError, PermissionError, ImportError) as e:
         _fail(str(e))
+    if scoring_process:
+        from ctxrec.serve.scoring import ScoringError
+
+        try:
+            service.rank_in_process(max(1, torch_threads))
+        except (ValueError, ScoringError) as e:  # a GPU model, or a child that could not start
+            typer.echo(f"ranking in the serving process: {e}")
     typer.echo(f"serving {service.model.name} on http://{host}:{port} (docs at /docs); search "
                f"{'from ' + str(features) if service.features else f'off (no {features})'}; writes "
                f"{'need X-API-Key' if api_key else 'off (no --api-key / CTXREC_API_KEY)'}"
@@ -660,6 +672,34 @@ def benchmark_movielens(
                       image_options=options, out_dir=out, cache_dir=cache, markdown=markdown or None)
         except ValueError as e:
             _fail(str(e))
+
+
+@benchmark_app.command("sweep")
+def benchmark_sweep(
+        data: Path = typer.Option(..., help="MovieLens-100K folder."),
+        configs: str = typer.Option(..., help="JSON list of setting changes, e.g. '[{}, {\"reg\": 0.001}]' "
+                                              "({} is the defaults), or @file."),
+        protocol: str = typer.Option("temporal", help="Split protocol."),
+        model: str = typer.Option("context_gnn", help="Model name."),
+        seed: int = typer.Option(0, help="Split and initialisation seed."),
+        epochs: int = typer.Option(60, help="Maximum epochs (early stopping on validation)."),
+        image_options: Optional[str] = typer.Option(None, "--image-options",
+                                                    help="Image encoder options as JSON or @file (as `movielens`)."),
+        out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>_sweep_<model>.json."),
+        cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
+    """Validation NDCG@20 of one model under several settings (test is never scored)."""
+    from ctxrec.bench.movielens import sweep
+
+    if not (data / "u.data").is_file():
+        _fail(f"--data {data}: no u.data there; give the MovieLens-100K folder (e.g. ../shared/data/ml100k)")
+    changes = _json_option(configs, "--configs", list)
+    if not all(isinstance(c, dict) for c in changes):
+        _fail(f"--configs must be a JSON list of objects, got {configs!r}")
+    try:
+        sweep(data, changes, protocol=protocol, model=model, seed=seed, epochs=epochs,
+              image_options=_json_option(image_options, "--image-options") or None, out_dir=out, cache_dir=cache)
+    except ValueError as e:
+        _fail(str(e))
 
 
 def _ints(text: str, flag: str) -> List[int]:

@@ -48,6 +48,21 @@ def test_benchmark_movielens_writes_table_json_plots_and_markdown(tmp_path):
     assert md.read_text().count("<!-- movielens:temporal:begin -->") == 1
 
 
+def test_benchmark_sweep_scores_validation_only(tmp_path):
+    data = write_ml100k(tmp_path / "ml-100k")
+    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
+    result = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '[{}, {"reg": 0.01}]',
+                                 "--epochs", "2", "--image-options", image, "--out", str(tmp_path / "out"),
+                                 "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    figures = json.loads((tmp_path / "out" / "movielens_temporal_sweep_context_gnn.json").read_text())
+    assert [r["config"] for r in figures["rows"]] == [{}, {"reg": 0.01}]
+    assert all(0 <= r["val_ndcg@20"] <= 1 and r["best_epoch"] in (0, 1) for r in figures["rows"])
+    assert all(set(r) == {"config", "val_ndcg@20", "train_s", "best_epoch"} for r in figures["rows"])  # no test figure
+    bad = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '{"reg": 0.01}'])
+    assert bad.exit_code != 0 and "JSON list" in bad.output
+
+
 def test_benchmark_movielens_bad_arguments(tmp_path):
     result = runner.invoke(app, ["benchmark", "movielens", "--data", str(tmp_path)])
     assert result.exit_code != 0 and "no u.data" in result.output

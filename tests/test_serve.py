@@ -187,6 +187,66 @@ def test_concurrent_api_requests_are_batched(served):
         assert [i["id"] for i in res.json()["items"]] == [i["id"] for i in want["items"]]
 
 
+def test_the_fast_lane_answers_as_the_route_does(served):
+    """Plain /recommend requests are answered before FastAPI's router, with the bytes the route
+    gives; anything else (a value FastAPI would coerce or refuse, an unknown or repeated name)
+    passes to the app, so its answers and error bodies are the app's."""
+    plain_app = TestClient(create_app(served.service, api_key=KEY, fast_lane=False))
+    lane = served.client.app.state.fast_lane
+    user, place = served.users[1], served.places[0]
+    items = [str(i) for i in served.graph.ids["item"]]
+    plain = [f"user={user}", f"user={user}&k=3&reasons=false",
+             f"user={quote(user)}&time=sat%2020%3A00&place={quote(place)}",
+             f"user={user}&session_items={items[0]},{items[1]}&filter_seen=false&k=7",
+             "user=nobody", f"user={user}&time=someday", f"user={user}&place=Atlantis", f"user={user}&time="]
+    passed = [f"user={user}&k=05", f"user={user}&k=0", f"user={user}&k=abc", f"user={user}&filter_seen=1",
+              f"user={user}&user={user}", f"user={user}&extra=1", "", "user=", f"user={user}&reasons=True",
+              f"user={user}&place={'x' * 201}"]
+    for queries_, counter in ((plain, "answered"), (passed, "passed_on")):
+        for q in queries_:
+            before = lane.stats()[counter]
+            fast, slow = served.client.get(f"/recommend?{q}"), plain_app.get(f"/recommend?{q}")
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content), q
+            assert fast.headers["content-type"] == slow.headers["content-type"]
+            assert lane.stats()[counter] == before + 1, q
+    health = get(served, "/health")
+    assert health["fast_lane"]["answered"] >= len(plain) and health["fast_lane"]["passed_on"] >= len(passed)
+    assert get(served, "/openapi.json")["paths"]["/recommend"]["get"]["parameters"]  # still the documented route
+
+
+def test_ranking_in_a_scoring_process(served):
+    """The scoring process ranks as the serving thread does; when it dies, /recommend answers a
+    clear 503 and the rest of the API keeps working."""
+    import signal
+
+    from ctxrec.serve.service import RecRequest
+
+    items = [str(i) for i in served.graph.ids["item"]]
+    requests = [RecRequest(served.users[0], 5, "sat 20:00", served.places[0], reasons=False),
+                RecRequest(served.users[1], 3, None, None, session_items=(items[0], items[1]), reasons=False),
+                RecRequest(served.users[2], 7, "mon 08:00", None, filter_seen=False, reasons=False)]
+    want = served.service.recommend_many(requests)
+    served.service.rank_in_process()
+    try:
+        ranking = get(served, "/health")["ranking"]
+        assert ranking["where"] == "process" and ranking["alive"] and ranking["pid"] != os.getpid()
+        got = served.service.recommend_many(requests)
+        for a, b in zip(got, want):
+            assert [i["id"] for i in a["items"]] == [i["id"] for i in b["items"]]
+            assert np.allclose([i["score"] for i in a["items"]], [i["score"] for i in b["items"]], atol=1e-6)
+        assert get(served, "/recommend", user=served.users[0], k=5, reasons="false")["items"]
+        os.kill(ranking["pid"], signal.SIGKILL)
+        error(served.client.get("/recommend", params={"user": served.users[0]}), 503, None,
+              "scoring process is gone", "restart")
+        assert get(served, "/items/" + items[0] + "/related", k=3)["items"] is not None
+        assert not get(served, "/health")["ranking"]["alive"]
+    finally:
+        from ctxrec.serve.scoring import InProcess
+
+        served.service.scorer.close()
+        served.service.scorer = InProcess(served.model)
+
+
 def test_recommend_bad_requests(served):
     c, user = served.client, served.users[0]
     for k in ("0", "101", "abc", "2.5"):
@@ -474,7 +534,8 @@ def test_serve_command_answers_over_http(world, tmp_path):
     _, files = world
     with open_store("embedded", tmp_path / "g.db") as store:
         ingest(store, files["interactions"], files["items"], files["context"])
-        MostPop().fit(export_pyg(store)).save(tmp_path / "model")
+        graph = export_pyg(store)
+        MostPop().fit(graph).save(tmp_path / "model")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -492,6 +553,9 @@ def test_serve_command_answers_over_http(world, tmp_path):
                 time.sleep(0.5)
         assert health is not None, proc.stdout.read() if proc.poll() is not None else "no answer in 120 s"
         assert health["model"] == "MostPop" and health["writes"] and not health["search"]
+        assert health["ranking"]["where"] == "process" and health["ranking"]["alive"]  # ctxrec serve's default
+        res = httpx.get(f"http://127.0.0.1:{port}/recommend", params={"user": str(graph.ids["user"][0]), "k": 3})
+        assert res.status_code == 200 and len(res.json()["items"]) == 3, res.text
         res = httpx.post(f"http://127.0.0.1:{port}/interactions", json={"events": []}, headers={"X-API-Key": "no"})
         assert res.status_code == 403 and res.json()["error"]["code"] == "wrong_api_key"
     finally:

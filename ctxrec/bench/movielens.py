@@ -17,6 +17,7 @@ and the table into BENCHMARKS.md between markers.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -195,6 +196,39 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
         write_markdown(Path(markdown), protocol, figures, models, command, plots)
     print(f"\nwritten to {path}")
     return figures
+
+
+def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str = "temporal",
+          model: str = "context_gnn", seed: int = 0, epochs: int = 60, features: Sequence[str] = ("text", "image"),
+          image_options: Optional[dict] = None, out_dir: str | Path = "benchmarks",
+          cache_dir: str | Path = ".ctxrec/cache") -> List[Dict[str, object]]:
+    """Validation NDCG@20 of one model under each of ``configs`` (changes to its benchmark
+    settings, in :func:`~ctxrec.training.tuning.expand_params` form); test is never scored.
+
+    For trying settings before adding them to a grid. Prints a line per configuration and
+    writes ``benchmarks/movielens_<protocol>_sweep_<model>.json``.
+    """
+    from ctxrec.graph.export import SplitConfig, to_rec_graph
+    from ctxrec.training.tuning import expand_params, tune
+
+    tables, vectors, _, _ = prepare(data, cache_dir=cache_dir, features=features, image_options=image_options)
+    graph = to_rec_graph(tables, vectors, SplitConfig(protocol=protocol, seed=seed, **SPLITS[protocol]))
+    rows: List[Dict[str, object]] = []
+    for config in configs:
+        fixed = {**_model_kwargs(model, epochs, features), **dict(config)}
+        if "train.epochs" in fixed:
+            fixed["train.seed"] = seed
+        fitted, _, trials = tune(model, {}, graph, metric="ndcg@20", base=expand_params(fixed))
+        history = getattr(fitted, "history", None)
+        rows.append({"config": dict(config), "val_ndcg@20": trials[0].val, "train_s": trials[0].seconds,
+                     "best_epoch": getattr(history, "best_epoch", None)})
+        print(f"[{protocol} seed {seed}] {model} {dict(config) or 'defaults'}: val ndcg@20 {trials[0].val:.4f} "
+              f"(best epoch {rows[-1]['best_epoch']}, {trials[0].seconds:.0f} s)", flush=True)
+    command = (f"ctxrec benchmark sweep --data {data} --protocol {protocol} --model {model} --seed {seed} "
+               f"--epochs {epochs} --configs '{json.dumps(list(configs))}'")
+    setup = {"seed": seed, "features": list(features), "image_encoder": image_options or SMALL_CLIP}
+    write_report(f"movielens_{protocol}_sweep_{model}", {"rows": rows, "_setup": setup}, out_dir, command=command)
+    return rows
 
 
 def _ab_dict(result) -> Dict[str, float]:

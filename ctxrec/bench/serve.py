@@ -107,7 +107,9 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
                 middle = sorted(rounds, key=lambda r: r["p99_ms"])[len(rounds) // 2]
                 figures[name] = {**middle, "errors": sum(r["errors"] for r in rounds), "rounds": rounds}
                 print(f"{name}: {figures[name]}", flush=True)
-            figures["_batching"] = _health(base)["batching"]
+            health = _health(base)
+            figures["_batching"] = health["batching"]
+            figures["_fast_lane"], figures["_ranking"] = health["fast_lane"], health["ranking"]
         finally:
             server.terminate()
             try:
@@ -119,7 +121,8 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
     print(table(rows, ["endpoint", "requests", "p50_ms", "p99_ms", "errors", "requests_per_s"]))
     figures["_setup"] = {**facts, "requests": requests, "concurrency": concurrency, "store": "embedded (LadybugDB)",
                          "model": "ContextGNN hidden 64, 1 epoch, no features",
-                         "server": "ctxrec serve --no-access-log, 1 process, concurrent /recommend batched",
+                         "server": "ctxrec serve --no-access-log: one uvicorn process; plain /recommend requests "
+                                   "answered before the router (fast lane), batched, ranked in a scoring process",
                          "client": "ctxrec.bench.loadgen (asyncio HTTP/1.1, keep-alive) in another process"}
     path = write_report("serve", figures, out_dir, command=f"ctxrec bench serve --items {items} --users {users} "
                                                             f"--requests {requests} --concurrency {concurrency} "

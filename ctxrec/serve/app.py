@@ -32,16 +32,15 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
 
-from ctxrec.serve.errors import Invalid, ServiceError
+from ctxrec.serve.errors import Invalid, ServiceError, error_response
 from ctxrec.serve.search import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from ctxrec.serve.batching import Batcher
-from ctxrec.serve.service import MAX_EVENTS, MAX_K, MAX_SESSION_ITEMS, RELATED_VIA, RecRequest, RecService
+from ctxrec.serve.fastlane import RECOMMEND_LENGTHS, RecommendLane, recommend_request
+from ctxrec.serve.service import MAX_EVENTS, MAX_K, RELATED_VIA, RecService
 
 #: default body limits in bytes
 MAX_JSON_BYTES = 1 << 20
 MAX_UPLOAD_BYTES = 10 << 20
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid", 500: "internal"}
 
 
 class ErrorDetail(BaseModel):
@@ -87,14 +86,6 @@ class TextQuery(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
     target: Optional[str] = Field(None, description="search only these item vectors, e.g. image")
     k: int = Field(10, ge=1, le=MAX_K)
-
-
-def error_response(status: int, message: str, code: Optional[str] = None, field: Optional[str] = None,
-                   headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    """The JSON error body every failure shares."""
-    body = {"error": {"status": status, "code": code or _CODES.get(status, "error"), "message": message,
-                      "field": field}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _validation_response(errors: List[Dict[str, Any]]) -> JSONResponse:
@@ -182,7 +173,7 @@ class WriteKey:
 
 
 def create_app(service: RecService, api_key: Optional[str] = None, max_json_bytes: int = MAX_JSON_BYTES,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, fast_lane: bool = True) -> FastAPI:
     """The FastAPI app over ``service``.
 
     Args:
@@ -191,6 +182,8 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
             writes are refused (403) (default: None).
         max_json_bytes (int): largest JSON body (default: 1 MiB).
         max_upload_bytes (int): largest multipart upload (default: 10 MiB).
+        fast_lane (bool): answer plain ``GET /recommend`` requests before FastAPI's router
+            (:mod:`ctxrec.serve.fastlane`); the same answers, less Python per request (default: True).
 
     Returns:
         FastAPI: the app; serve it with ``uvicorn.run(app)``.
@@ -201,7 +194,7 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
                   responses={404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}})
     app.state.service = service
     app.add_middleware(BodyLimit, max_json=max_json_bytes, max_upload=max_upload_bytes)
-    app.add_middleware(WriteKey, api_key=api_key)  # added last, so it runs first
+    app.add_middleware(WriteKey, api_key=api_key)  # added after BodyLimit, so it runs before it
     _handlers(app)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
 
@@ -214,26 +207,31 @@ def create_app(service: RecService, api_key: Optional[str] = None, max_json_byte
     @app.get("/health", tags=["status"])
     def health() -> Dict[str, Any]:
         """What is served: store, model, sizes, item vectors, search and write availability."""
-        return {**service.health(), "writes": bool(api_key), "batching": app.state.batcher.stats()}
+        lane = getattr(app.state, "fast_lane", None)
+        return {**service.health(), "writes": bool(api_key), "batching": app.state.batcher.stats(),
+                "fast_lane": lane.stats() if lane is not None else None}
 
     batcher = app.state.batcher = Batcher(service.recommend_many)
+    if fast_lane:  # added after WriteKey, so it runs before it: it answers GETs only
+        app.add_middleware(RecommendLane, batcher=batcher, state=app.state)
+
+    lengths = RECOMMEND_LENGTHS
 
     @app.get("/recommend", tags=["recommend"])
-    async def recommend(user: str = Query(..., min_length=1, max_length=200, description="a user id"),
-                  time: Optional[str] = Query(None, max_length=64, description="'sat 20:00', 'sat-evening' or ISO"),
-                  place: Optional[str] = Query(None, max_length=200, description="e.g. 'London'"),
-                  session: Optional[str] = Query(None, max_length=200, description="a session id"),
-                  session_items: Optional[str] = Query(None, max_length=20_000,
+    async def recommend(user: str = Query(..., min_length=1, max_length=lengths["user"], description="a user id"),
+                  time: Optional[str] = Query(None, max_length=lengths["time"],
+                                              description="'sat 20:00', 'sat-evening' or ISO"),
+                  place: Optional[str] = Query(None, max_length=lengths["place"], description="e.g. 'London'"),
+                  session: Optional[str] = Query(None, max_length=lengths["session"], description="a session id"),
+                  session_items: Optional[str] = Query(None, max_length=lengths["session_items"],
                                                        description="item ids of the session so far, comma-separated"),
                   k: int = Query(10, ge=1, le=MAX_K), filter_seen: bool = True,
                   reasons: bool = Query(True, description="a reason sentence per item")) -> Dict[str, Any]:
         """Top-k items for a user at a time and place, given the session so far (its items are excluded).
 
-        Concurrent requests are scored together in one batch (see ``ctxrec.serve.batching``)."""
-        items = [i.strip() for i in (session_items or "").split(",") if i.strip()]
-        if len(items) > MAX_SESSION_ITEMS:
-            raise Invalid(f"session_items has {len(items)} ids; at most {MAX_SESSION_ITEMS}", "session_items")
-        return await batcher(RecRequest(user, k, time, place, session, tuple(items), filter_seen, reasons))
+        Concurrent requests are scored together in one batch (see ``ctxrec.serve.batching``);
+        plain requests are answered before the router (see ``ctxrec.serve.fastlane``)."""
+        return await batcher(recommend_request(user, k, time, place, session, session_items, filter_seen, reasons))
 
     @app.get("/items/{item_id}/related", tags=["items"])
     def related(item_id: str, k: int = Query(10, ge=1, le=MAX_K),

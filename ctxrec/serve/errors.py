@@ -2,7 +2,11 @@
 status the API answers with, so that a bad request is always a 4xx with a clear message."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
+
+#: the ``code`` of an error body by HTTP status, where the error names none
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid", 500: "internal"}
 
 
 class ServiceError(Exception):
@@ -43,3 +47,13 @@ class Conflict(ServiceError):
 
     status, code = 409, "not_ready"
 
+
+def error_response(status: int, message: str, code: Optional[str] = None, field: Optional[str] = None,
+                   headers: Optional[Dict[str, str]] = None):
+    """The JSON error body every failure shares: ``{"error": {"status", "code", "message", "field"}}``
+    (a Starlette ``JSONResponse``; imported here, so this module needs no web framework otherwise)."""
+    from starlette.responses import JSONResponse
+
+    body = {"error": {"status": status, "code": code or CODES.get(status, "error"), "message": message,
+                      "field": field}}
+    return JSONResponse(body, status_code=status, headers=headers)

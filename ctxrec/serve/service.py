@@ -30,6 +30,7 @@ from ctxrec.graph.append import EVENT_COLUMNS, append_events, query_frame
 from ctxrec.graph.build import BuildConfig
 from ctxrec.serve.errors import Conflict, Invalid, NotFound, ServiceError
 from ctxrec.serve.explain import explanation_paths, modality_weights
+from ctxrec.serve.scoring import InProcess
 from ctxrec.serve.text import reason_sentence
 
 __all__ = ["MAX_EVENTS", "MAX_K", "MAX_SESSION_ITEMS", "RELATED_VIA", "RecRequest", "RecService", "ServiceError"]
@@ -101,6 +102,7 @@ class RecService:
         self._lock = threading.RLock()  # one store conversation at a time
         self._search_lock = threading.Lock()  # encoders hold state; one query at a time
         self._search = None
+        self.scorer = InProcess(model)  # what ranks recommend_many's batches (see rank_in_process)
         items = store.read_nodes("Item")
         self._names = dict(zip(items["id"], items["name"].where(items["name"].notna(), items["id"])))
 
@@ -141,9 +143,25 @@ class RecService:
             store.close()
             raise
 
+    def rank_in_process(self, threads: int = 1) -> None:
+        """Rank recommendation batches in a scoring process of their own (CPU models; see
+        :mod:`ctxrec.serve.scoring`): under concurrent load the serving process's event loop
+        and the ranking then stop taking the GIL from each other. ``ctxrec serve`` does this.
+
+        Args:
+            threads (int): torch and BLAS threads in the scoring process (default: 1).
+        """
+        from ctxrec.serve.scoring import ScoringProcess
+
+        old, self.scorer = self.scorer, ScoringProcess(self.model, threads)
+        old.close()
+
     def close(self) -> None:
-        """Close the store."""
-        self.store.close()
+        """Stop the scoring process, if any, and close the store."""
+        try:
+            self.scorer.close()
+        finally:
+            self.store.close()
 
     # ------------------------------------------------------------------- status
     def health(self) -> Dict[str, Any]:
@@ -152,7 +170,8 @@ class RecService:
             vectors = self.store.vector_names("Item")
         return {"status": "ok", "store": type(self.store).__name__, "model": self.model.name,
                 "users": self.graph.num_users, "items": self.graph.num_items, "item_vectors": vectors,
-                "search": self.features is not None, "reasons": "lm" if self.writer is not None else "template"}
+                "search": self.features is not None, "reasons": "lm" if self.writer is not None else "template",
+                "ranking": self.scorer.stats()}
 
     # ---------------------------------------------------------- recommendations
     def recommend(self, user: str, k: int = 10, time: Optional[str] = None, place: Optional[str] = None,
@@ -209,9 +228,8 @@ class RecService:
             if not group:
                 continue
             depth = max(requests[n].k + len(used["session_items"]) for n, _, _, used in group)
-            items, scores = self.model.recommend(torch.tensor([u for _, u, _, _ in group]), depth,
-                                                 context=_stack([c for _, _, c, _ in group]), filter_seen=filter_seen)
-            items, scores = items.tolist(), scores.tolist()
+            items, scores = self.scorer.rank([u for _, u, _, _ in group], [c for _, _, c, _ in group], depth,
+                                             filter_seen)
             for row, (n, _, _, used) in enumerate(group):
                 answers[n] = self._answer(requests[n], used, items[row], scores[row])
         return answers
@@ -280,7 +298,7 @@ class RecService:
                                code="unknown_place")
             p, place = self.graph.index["place"][key], key
         known_items = [self.graph.index["item"][i] for i in items if i in self.graph.index["item"]]
-        context = (self.graph.lookup("time", slot) if slot else -1, p, known_items)  # plain ints: see _stack
+        context = (self.graph.lookup("time", slot) if slot else -1, p, known_items)  # plain ints (scoring.PlainContext)
         used = {"time_slot": slot, "place": place or None, "session": sid, "session_items": items,
                 "untrained_items": [i for i in items if i not in self.graph.index["item"]]}
         return context, used
@@ -492,20 +510,6 @@ class RecService:
                           f"events[{first.row - 1}].{first.column}")
         return {"events": result.events, "sessions": result.sessions, "new_users": result.new_users,
                 "written": result.written}
-
-
-def _stack(contexts: Sequence[Tuple[int, int, List[int]]]):
-    """One batched ``Context`` from ``(time, place, session items)`` indices per request
-    (session items ``-1``-padded on the left). A few tensors per batch, not per request:
-    each torch call gives up and takes back the GIL, which the event loop also wants."""
-    from ctxrec.training.recommender import Context
-
-    width = max(len(items) for _, _, items in contexts)
-    items = None
-    if width:
-        items = torch.tensor([[-1] * (width - len(row)) + row for _, _, row in contexts], dtype=torch.long)
-    return Context(torch.tensor([t for t, _, _ in contexts], dtype=torch.long),
-                   torch.tensor([p for _, p, _ in contexts], dtype=torch.long), items)
 
 
 def _check_k(k: int) -> None:
