@@ -51,6 +51,42 @@ def test_explain_names_context_and_items(store):
     assert queries.explain(store, "nobody", item).empty
 
 
+def test_explain_many_is_the_evidence_counted_from_the_edges(store):
+    """One call for many items: each item's rows are its strongest k per kind, as counted here
+    from the raw edge tables; an item without evidence gets an empty frame."""
+    edges = {rel: store.read_edges(rel)[["src", "dst"]] for rel in ("OPENED", "AT_TIME", "AT_PLACE", "CONTAINS",
+                                                                     "INTERACTED")}
+    user = "u002"
+    mine = set(edges["OPENED"].loc[edges["OPENED"].src == user, "dst"])
+    items = ["i030", "i005", "i011", "i030", "nope"]
+    got = queries.explain_many(store, user, items, k=2)
+    assert list(got) == ["i030", "i005", "i011", "nope"] and got["nope"].empty
+    for item in got:
+        if item == "nope":
+            continue
+        want = []
+        with_item = set(edges["CONTAINS"].loc[edges["CONTAINS"].dst == item, "src"])
+        for kind, rel in (("time", "AT_TIME"), ("place", "AT_PLACE")):
+            at = edges[rel]
+            counts = {}
+            for x in set(at.loc[at.src.isin(mine), "dst"]):
+                hits = len(set(at.loc[at.dst == x, "src"]) & with_item)
+                if hits:
+                    counts[x] = len(set(at.loc[at.dst == x, "src"]) & mine) * hits
+            want += [(kind, x, float(v)) for x, v in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:2]]
+        contains = edges["CONTAINS"]
+        shared = {}
+        for j in set(edges["INTERACTED"].loc[edges["INTERACTED"].src == user, "dst"]) - {item}:
+            n = len(set(contains.loc[contains.dst == j, "src"]) & with_item)
+            if n:
+                shared[j] = n
+        want += [("item", j, float(n)) for j, n in sorted(shared.items(), key=lambda t: (-t[1], t[0]))[:2]]
+        rows = got[item]
+        assert list(zip(rows["kind"], rows["node"], rows["strength"])) == want, item
+        assert rows.equals(queries.explain(store, user, item, k=2))
+    assert sum(len(f) for f in got.values()) >= 6 and {"time", "place", "item"} <= set(got["i030"]["kind"])
+
+
 def test_same_answers_on_both_stores(board_tables, tmp_path, neo4j_server):
     pytest.importorskip("neo4j")
     with open_store("embedded", tmp_path / "a") as a, open_store("neo4j", **neo4j_server) as b:

@@ -9,7 +9,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -27,23 +27,21 @@ ORDER BY sessions DESC, item ASC
 LIMIT $k
 """
 
+# The evidence for several items of one user at once (one statement per kind, not per item);
+# the strongest ``k`` rows per item are picked in :func:`explain_many`
 EXPLAIN_CONTEXT = """
 MATCH (u:User)-[:OPENED]->(us:Session)-[:{rel}]->(x:{label})
 WHERE u.id = $user
 WITH x, count(us) AS user_sessions
 MATCH (x)<-[:{rel}]-(s:Session)-[:`CONTAINS`]->(i:Item)
-WHERE i.id = $item
-RETURN x.id AS node, x.description AS description, user_sessions, count(s) AS item_sessions
-ORDER BY item_sessions * user_sessions DESC, node ASC
-LIMIT $k
+WHERE i.id IN $items
+RETURN i.id AS item, x.id AS node, x.description AS description, user_sessions, count(s) AS item_sessions
 """
 
 EXPLAIN_ITEMS = """
 MATCH (u:User)-[:INTERACTED]->(j:Item)<-[:`CONTAINS`]-(s:Session)-[:`CONTAINS`]->(i:Item)
-WHERE u.id = $user AND i.id = $item AND j.id <> $item
-RETURN j.id AS node, j.name AS description, count(s) AS shared_sessions
-ORDER BY shared_sessions DESC, node ASC
-LIMIT $k
+WHERE u.id = $user AND i.id IN $items AND j.id <> i.id
+RETURN i.id AS item, j.id AS node, j.name AS description, count(s) AS shared_sessions
 """
 
 WEEKDAYS = list(ctx.WEEKDAYS[:5])
@@ -79,24 +77,51 @@ def in_context(store, place: str, daypart: Optional[str] = None, weekend: Option
     return store.query(IN_CONTEXT, params)
 
 
+EVIDENCE_COLUMNS = ["kind", "node", "description", "strength", "detail"]
+
+
 def explain(store, user_id: str, item_id: str, k: int = 3) -> pd.DataFrame:
     """Why ``item_id`` suits ``user_id``: graph evidence through context nodes and items.
 
-    Rows (``kind, node, description, strength, detail``), strongest first within a kind:
+    Rows (``kind, node, description, strength, detail``), strongest first within a kind
+    (ties by node id), at most ``k`` per kind:
 
     - ``time`` / ``place``: a time slot or place where the user has sessions
       (``user_sessions``) and where sessions contained the item (``item_sessions``);
+      strength is their product;
     - ``item``: an item the user interacted with that shares sessions with it.
     """
-    rows = []
+    return explain_many(store, user_id, [item_id], k)[item_id]
+
+
+def explain_many(store, user_id: str, item_ids: List[str], k: int = 3) -> Dict[str, pd.DataFrame]:
+    """:func:`explain` for several items of one user, in three statements whatever their number.
+
+    Returns:
+        dict: item id -> its evidence rows (an empty frame for an item without any).
+    """
+    items = list(dict.fromkeys(str(i) for i in item_ids))
+    parts = []
     for kind, rel, label in (("time", "AT_TIME", "Time"), ("place", "AT_PLACE", "Place")):
-        frame = store.query(EXPLAIN_CONTEXT.format(rel=rel, label=label), {"user": user_id, "item": item_id, "k": k})
-        for r in frame.itertuples():
-            rows.append({"kind": kind, "node": r.node, "description": r.description,
-                         "strength": float(r.user_sessions * r.item_sessions),
-                         "detail": f"{int(r.user_sessions)} of your sessions, {int(r.item_sessions)} with this item"})
-    frame = store.query(EXPLAIN_ITEMS, {"user": user_id, "item": item_id, "k": k})
-    for r in frame.itertuples():
-        rows.append({"kind": "item", "node": r.node, "description": r.description,
-                     "strength": float(r.shared_sessions), "detail": f"in {int(r.shared_sessions)} sessions together"})
-    return pd.DataFrame(rows, columns=["kind", "node", "description", "strength", "detail"])
+        f = store.query(EXPLAIN_CONTEXT.format(rel=rel, label=label), {"user": user_id, "items": items})
+        if len(f):
+            users, hits = f["user_sessions"].astype(int), f["item_sessions"].astype(int)
+            parts.append(pd.DataFrame({"item": f["item"], "kind": kind, "node": f["node"],
+                                       "description": f["description"], "strength": (users * hits).astype(float),
+                                       "detail": [f"{a} of your sessions, {b} with this item"
+                                                  for a, b in zip(users, hits)]}))
+    f = store.query(EXPLAIN_ITEMS, {"user": user_id, "items": items})
+    if len(f):
+        shared = f["shared_sessions"].astype(int)
+        parts.append(pd.DataFrame({"item": f["item"], "kind": "item", "node": f["node"],
+                                   "description": f["description"], "strength": shared.astype(float),
+                                   "detail": [f"in {n} sessions together" for n in shared]}))
+    empty = pd.DataFrame(columns=EVIDENCE_COLUMNS)
+    if not parts:
+        return {i: empty.copy() for i in items}
+    rows = pd.concat(parts, ignore_index=True)
+    rows["_kind"] = rows["kind"].map({"time": 0, "place": 1, "item": 2})
+    rows = rows.sort_values(["item", "_kind", "strength", "node"], ascending=[True, True, False, True], kind="stable")
+    rows = rows.groupby(["item", "_kind"], sort=False).head(k)
+    by_item = {item: frame[EVIDENCE_COLUMNS].reset_index(drop=True) for item, frame in rows.groupby("item", sort=False)}
+    return {i: by_item.get(i, empty.copy()) for i in items}

@@ -60,7 +60,7 @@ _SESSION = ("MATCH (s:Session) WHERE s.id IN $ids "
 _SESSION_ITEMS = ("MATCH (s:Session)-[c:`CONTAINS`]->(i:Item) WHERE s.id = $id "
                   "RETURN i.id AS id, c.pos AS pos ORDER BY pos ASC, id ASC")
 _ACTIONS = ("MATCH (u:User)-[r:INTERACTED]->(j:Item) WHERE u.id = $user AND j.id IN $items "
-            "RETURN j.id AS id, r.action AS action")
+            "RETURN j.id AS id, r.action AS action ORDER BY id ASC, action ASC")
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,11 @@ class RecService:
         ranked = [(str(ids[i]), s) for i, s in zip(items, scores)
                   if s != float("-inf") and str(ids[i]) not in exclude][:r.k]
         out, user = [], self._stored(r.user)
+        reasons = self._reasons(user, [item for item, _ in ranked]) if r.reasons else {}
         for rank, (item, score) in enumerate(ranked, 1):
             row = {"id": item, "name": self._names.get(item), "score": score, "rank": rank}
             if r.reasons:
-                row["reason"], row["reason_source"] = self._sentence(user, item, self._evidence(user, item))
+                row["reason"], row["reason_source"] = reasons[item]
             out.append(row)
         return {"user": r.user, "context": used, "items": out}
 
@@ -445,26 +446,32 @@ class RecService:
             raise NotFound(f"unknown user {user!r}: no such user id in the store", "user", code="unknown_user")
         if not self._exists("Item", item):
             raise NotFound(f"unknown item {item!r}: no such item id in the store", "item", code="unknown_item")
-        rows = self._evidence(user, item)
+        rows = self._evidence(user, [item])[item]
         paths = explanation_paths(rows, user, item)
-        sentence, source = self._sentence(user, item, rows)
+        sentence, source = self._reasons(user, [item], {item: rows})[item]
         idx = self.graph.index["item"].get(item)
         return {"user": user, "item": item, "name": self._names.get(item), "paths": paths,
                 "modalities": None if idx is None else modality_weights(self.model, idx),
                 "sentence": sentence, "sentence_source": source}
 
-    def _evidence(self, user: str, item: str) -> pd.DataFrame:
+    def _evidence(self, user: str, items: List[str]) -> Dict[str, pd.DataFrame]:
         with self._lock:
-            return queries.explain(self.store, user, item)
+            return queries.explain_many(self.store, user, items)
 
-    def _sentence(self, user: str, item: str, rows: pd.DataFrame):
-        shared = rows.loc[rows["kind"] == "item", "node"].tolist()
+    def _reasons(self, user: str, items: List[str], evidence: Optional[Dict[str, pd.DataFrame]] = None):
+        """``(sentence, source)`` per item: four store queries for all of them (the evidence
+        of :func:`~ctxrec.graph.queries.explain_many` and the user's actions on the items it names)."""
+        evidence = self._evidence(user, items) if evidence is None else evidence
+        shared = sorted({n for rows in evidence.values() for n in rows.loc[rows["kind"] == "item", "node"]})
         actions = {}
         if shared:
             frame = self._query(_ACTIONS, {"user": user, "items": shared}, ["id", "action"])
             actions = dict(zip(frame["id"], frame["action"]))
-        facts = reason_sentence(rows, actions)
-        return self.writer.write(facts) if self.writer is not None else (facts, "template")
+        out = {}
+        for item in items:
+            facts = reason_sentence(evidence[item], actions)
+            out[item] = self.writer.write(facts) if self.writer is not None else (facts, "template")
+        return out
 
     def _exists(self, label: str, node_id: str) -> bool:
         return not self._query(f"MATCH (n:{label}) WHERE n.id = $id RETURN n.id AS id", {"id": str(node_id)},
