@@ -59,6 +59,14 @@ def test_benchmark_sweep_scores_validation_only(tmp_path):
     assert [r["config"] for r in figures["rows"]] == [{}, {"reg": 0.01}]
     assert all(0 <= r["val_ndcg@20"] <= 1 and r["best_epoch"] in (0, 1) for r in figures["rows"])
     assert all(set(r) == {"config", "val_ndcg@20", "train_s", "best_epoch"} for r in figures["rows"])  # no test figure
+    # a second sweep adds its rows (a setting run again replaces its row) and its command
+    again = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '[{"context": false}, {}]',
+                                "--epochs", "2", "--image-options", image, "--out", str(tmp_path / "out"),
+                                "--cache", str(tmp_path / "cache")])
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    figures = json.loads((tmp_path / "out" / "movielens_temporal_sweep_context_gnn.json").read_text())
+    assert [r["config"] for r in figures["rows"]] == [{"reg": 0.01}, {"context": False}, {}]
+    assert len(figures["_commands"]) == 2
     bad = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '{"reg": 0.01}'])
     assert bad.exit_code != 0 and "JSON list" in bad.output
 

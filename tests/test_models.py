@@ -122,6 +122,22 @@ class TestContextGNN(RecommenderContract):
         share_b = (group_of(context_board, b) == 1).float().mean()
         assert share_a > 0.8 and share_b > 0.8, (share_a, share_b)
 
+    def test_the_no_context_ablation_cannot_read_the_context(self, context_board):
+        """context=False leaves time and place out of message passing and the query: the
+        context board's answer (group by time slot) is then out of its reach."""
+        model = ContextGNN(hidden=16, features=(), train=FAST, context=False).fit(context_board)
+        assert not any({"time", "place"} & {et[0], et[2]} for et in model.edge_types)
+        users = torch.arange(context_board.num_users)
+        n, place = len(users), torch.full((len(users),), -1)
+        morning = Context(torch.full((n,), context_board.lookup("time", "mon-morning")), place)
+        evening = Context(torch.full((n,), context_board.lookup("time", "sat-evening")), place)
+        assert torch.equal(model.score(users, morning), model.score(users, evening))
+        a, _ = model.recommend(users, k=5, context=morning)
+        b, _ = model.recommend(users, k=5, context=evening)
+        share = ((group_of(context_board, a) == 0).float().mean() + (group_of(context_board, b) == 1).float().mean()) / 2
+        assert share < 0.7, share  # the model with context gets > 0.8 of each (test above)
+        assert model.config()["context"] is False
+
     def test_history_selects_on_validation(self, fitted):
         h = fitted.history
         assert h.best_epoch == max(range(len(h.val)), key=lambda e: (h.val[e], -e))

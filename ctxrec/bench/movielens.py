@@ -206,7 +206,8 @@ def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str 
     settings, in :func:`~ctxrec.training.tuning.expand_params` form); test is never scored.
 
     For trying settings before adding them to a grid. Prints a line per configuration and
-    writes ``benchmarks/movielens_<protocol>_sweep_<model>.json``.
+    writes ``benchmarks/movielens_<protocol>_sweep_<model>.json``, adding to the rows an earlier
+    sweep with the same seed, epochs and features wrote there.
     """
     from ctxrec.graph.export import SplitConfig, to_rec_graph
     from ctxrec.training.tuning import expand_params, tune
@@ -226,9 +227,25 @@ def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str 
               f"(best epoch {rows[-1]['best_epoch']}, {trials[0].seconds:.0f} s)", flush=True)
     command = (f"ctxrec benchmark sweep --data {data} --protocol {protocol} --model {model} --seed {seed} "
                f"--epochs {epochs} --configs '{json.dumps(list(configs))}'")
-    setup = {"seed": seed, "features": list(features), "image_encoder": image_options or SMALL_CLIP}
-    write_report(f"movielens_{protocol}_sweep_{model}", {"rows": rows, "_setup": setup}, out_dir, command=command)
+    setup = {"seed": seed, "epochs_max": epochs, "features": list(features),
+             "image_encoder": image_options or SMALL_CLIP}
+    name = f"movielens_{protocol}_sweep_{model}"
+    rows, commands = _merge_sweep(Path(out_dir) / f"{name}.json", setup, rows, command)
+    write_report(name, {"rows": rows, "_setup": setup, "_commands": commands}, out_dir, command=command)
     return rows
+
+
+def _merge_sweep(path: Path, setup: dict, rows: List[Dict[str, object]], command: str):
+    """Rows of an earlier sweep with the same setup stay (a setting run again is replaced), so
+    sweeps run one after another build one record; their commands are kept in order."""
+    if not path.is_file():
+        return rows, [command]
+    old = json.loads(path.read_text())
+    if old.get("_setup") != setup:
+        return rows, [command]
+    key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731
+    new = {key(r) for r in rows}
+    return [r for r in old["rows"] if key(r) not in new] + rows, [*old.get("_commands", []), command]
 
 
 def _ab_dict(result) -> Dict[str, float]:

@@ -50,6 +50,8 @@ class ContextGNN(nn.Module, Recommender):
             interactions (ignored when items have no features) (default: True).
         session_len: read up to this many earlier items of the request's session
             (``Context.session_items``) with a session Transformer; 0 turns it off (default: 0).
+        context: read the time slot and place: their nodes in message passing and their
+            vectors in the query; False is the ablation that ignores both (default: True).
 
     Example:
         >>> model = ContextGNN(hidden=32).fit(graph)  # doctest: +SKIP
@@ -61,11 +63,11 @@ class ContextGNN(nn.Module, Recommender):
 
     def __init__(self, hidden: int = 64, num_layers: int = 2, features: Sequence[str] = ("text",),
                  dropout: float = 0.1, reg: float = 1e-4, train: TrainConfig | dict | None = None,
-                 fusion: str = "mean", item_ids: bool = True, session_len: int = 0) -> None:
+                 fusion: str = "mean", item_ids: bool = True, session_len: int = 0, context: bool = True) -> None:
         nn.Module.__init__(self)
         if session_len < 0:
             raise ValueError(f"session_len must be >= 0 (0: no session encoder), got {session_len}")
-        self.item_ids, self.session_len = item_ids, session_len
+        self.item_ids, self.session_len, self.context = item_ids, session_len, bool(context)
         self.hidden, self.num_layers, self.features = hidden, num_layers, tuple(features)
         self.dropout, self.reg = dropout, reg
         self.fusion_name = fusion  # `self.fusion` is the ModuleDict built in prepare()
@@ -77,7 +79,7 @@ class ContextGNN(nn.Module, Recommender):
     def config(self) -> dict:
         return {"hidden": self.hidden, "num_layers": self.num_layers, "features": list(self.features),
                 "dropout": self.dropout, "reg": self.reg, "fusion": self.fusion_name, "item_ids": self.item_ids,
-                "session_len": self.session_len, "train": asdict(self.train_config)}
+                "session_len": self.session_len, "context": self.context, "train": asdict(self.train_config)}
 
     def prepare(self, graph: RecGraph) -> None:
         from torch_geometric.nn import HeteroConv, SAGEConv
@@ -101,7 +103,9 @@ class ContextGNN(nn.Module, Recommender):
             if dims:
                 self.fusion[t] = get_fusion(self.fusion_name, dims, h).fit_scale(
                     {m: data[t][f"x_{m}"] for m in dims}, {m: data[t][f"mask_{m}"] for m in dims})
-        self.edge_types = [et for et in data.edge_types if data[et].edge_index.numel() > 0]
+        ignored = set() if self.context else {"time", "place"}
+        self.edge_types = [et for et in data.edge_types
+                           if data[et].edge_index.numel() > 0 and not ignored & {et[0], et[2]}]
         self.convs = nn.ModuleList(
             HeteroConv({et: SAGEConv(h, h) for et in self.edge_types}, aggr="sum") for _ in range(self.num_layers)
         )
@@ -172,6 +176,8 @@ class ContextGNN(nn.Module, Recommender):
         """One batch over a sampled subgraph around its users, items and context nodes."""
         dev = self.session_init.device
         t, p = context.time.cpu(), context.place.cpu()
+        if not self.context:
+            t, p = torch.full_like(t, -1), torch.full_like(p, -1)
         prefix = self._prefix(context, len(users))
         item_seeds = torch.cat([items.cpu(), negatives.cpu().reshape(-1), prefix.cpu().clamp(min=0).reshape(-1)])
         if catalogue:  # every item's vector: seed them all (ids first, in order)
@@ -208,7 +214,7 @@ class ContextGNN(nn.Module, Recommender):
     def query(self, h: Dict[str, torch.Tensor], users: torch.Tensor, context: Optional[Context]) -> torch.Tensor:
         hu = h["user"][users]
         zeros = torch.zeros_like(hu)
-        if context is None:
+        if context is None or not self.context:
             ht, hp = zeros, zeros
         else:
             t, p = context.time.to(hu.device), context.place.to(hu.device)
