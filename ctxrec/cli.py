@@ -603,12 +603,7 @@ def bench_privacy(epsilons: str = typer.Option("8,4,1,0.5", help="Epsilons, comm
     """NDCG@20 of the test split scored from DP-noised exported user embeddings, per epsilon."""
     from ctxrec.bench.privacy import run as run_bench
 
-    try:
-        eps = [float(e) for e in epsilons.split(",") if e.strip()]
-    except ValueError:
-        eps = []
-    if not eps:
-        _fail(f"--epsilons {epsilons!r} must be numbers separated by commas")
+    eps = _ints(epsilons, "--epsilons", float)
     try:
         run_bench(eps, delta=delta, clip=clip, noise_seeds=_ints(noise_seeds, "--noise-seeds"), world=world,
                   epochs=epochs, out_dir=str(out))
@@ -702,13 +697,14 @@ def benchmark_sweep(
         _fail(str(e))
 
 
-def _ints(text: str, flag: str) -> List[int]:
+def _ints(text: str, flag: str, cast: type = int) -> list:
+    """Comma-separated integers (or, with ``cast=float``, numbers) of an option."""
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [cast(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
     if not values:
-        _fail(f"{flag} {text!r} must be integers separated by commas")
+        _fail(f"{flag} {text!r} must be {'integers' if cast is int else 'numbers'} separated by commas")
     return values
 
 
