@@ -104,9 +104,9 @@ class ScoringProcess:
     def __init__(self, model, threads: int = 1, timeout: float = 120.0) -> None:
         import multiprocessing
 
-        params = list(model.parameters()) if hasattr(model, "parameters") else []
-        if params and params[0].device.type != "cpu":
-            raise ValueError(f"a scoring process serves CPU models; this one is on {params[0].device}")
+        first = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+        if first is not None and first.device.type != "cpu":
+            raise ValueError(f"a scoring process serves CPU models; this one is on {first.device}")
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_child, args=(child, threads), daemon=True, name="ctxrec-scoring")
