@@ -650,7 +650,7 @@ def benchmark_movielens(
         cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
     """Train every model on MovieLens-100K, print the table, write JSON, plots and BENCHMARKS.md rows."""
     from ctxrec.bench.movielens import run as run_bench
-    from ctxrec.graph.export import PROTOCOLS
+    from ctxrec.data import PROTOCOLS
 
     if not (data / "u.data").is_file():
         _fail(f"--data {data}: no u.data there; give the MovieLens-100K folder (e.g. ../shared/data/ml100k)")

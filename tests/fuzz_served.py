@@ -24,7 +24,8 @@ def served_app(tmp_path_factory) -> SimpleNamespace:
     if "app" in _BUILT:
         return _BUILT["app"]
     from ctxrec.datasets.synthetic import generate_world
-    from ctxrec.graph.export import SplitConfig, export_pyg
+    from ctxrec.data import SplitConfig
+    from ctxrec.graph.export import export_pyg
     from ctxrec.graph.ingest import ingest
     from ctxrec.graph.stores import open_store
     from ctxrec.modalities.features import encode_store

@@ -19,7 +19,8 @@ from ctxrec.bundle import (ItemIndex, export_bundle, load_bundle, node_embedding
                            read_graph_arrays, read_rec_graph, to_networkx, write_dgl_bundle, write_embeddings,
                            write_networkx)
 from ctxrec.cli import app
-from ctxrec.graph.export import SplitConfig, export_pyg, to_rec_graph
+from ctxrec.data import SplitConfig
+from ctxrec.graph.export import export_pyg, to_rec_graph
 from ctxrec.graph.stores import open_store
 from ctxrec.modalities.vector_files import read_manifest, read_vectors
 

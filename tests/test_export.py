@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ctxrec.graph.build import build_graph
-from ctxrec.graph.export import SplitConfig, to_rec_graph
+from ctxrec.data import SplitConfig
+from ctxrec.graph.export import to_rec_graph
 from tests.conftest import write_board
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ctxrec.graph.export import Interactions, RecGraph
+from ctxrec.data import Interactions, RecGraph
 from ctxrec.training import replay
 from ctxrec.training.models import MostPop
 from ctxrec.training.recommender import Context, Recommender

@@ -29,7 +29,8 @@ from hypothesis import strategies as st  # noqa: E402
 from ctxrec.datasets.synthetic import generate_world  # noqa: E402
 from ctxrec.graph import queries  # noqa: E402
 from ctxrec.graph.context import display_place  # noqa: E402
-from ctxrec.graph.export import SplitConfig, export_pyg  # noqa: E402
+from ctxrec.data import SplitConfig  # noqa: E402
+from ctxrec.graph.export import export_pyg  # noqa: E402
 from ctxrec.graph.ingest import ingest  # noqa: E402
 from ctxrec.graph.stores import open_store  # noqa: E402
 from ctxrec.modalities.features import TEXT_OF, encode_store  # noqa: E402

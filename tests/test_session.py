@@ -9,7 +9,8 @@ import torch
 
 from ctxrec.datasets.synthetic import WorldConfig, generate_world
 from ctxrec.graph.build import build_graph
-from ctxrec.graph.export import SplitConfig, session_prefixes, to_rec_graph
+from ctxrec.data import SplitConfig, session_prefixes
+from ctxrec.graph.export import to_rec_graph
 from ctxrec.training.models import ContextGNN
 from ctxrec.training.models.session import SessionEncoder
 from ctxrec.training.recommender import Context

@@ -11,8 +11,9 @@ import torch
 
 from ctxrec.datasets.synthetic import SIZES, generate_world
 from ctxrec.graph.build import build_graph
-from ctxrec.graph.export import SplitConfig, interaction_pairs, to_rec_graph
-from ctxrec.training.splits import (
+from ctxrec.data import SplitConfig
+from ctxrec.graph.export import interaction_pairs, to_rec_graph
+from ctxrec.data.splits import (
     cold_item_split,
     context_shift_split,
     context_values,
@@ -279,7 +280,7 @@ def test_cold_item_folds_partition_the_items(pairs):
     ({"seed": -1}, r"SplitConfig\.seed must be an integer >= 0, got -1"),
     ({"folds": 0}, r"SplitConfig\.folds must be an integer >= 1, got 0"),
     ({"protocol": "leave_one_out"}, r"SplitConfig\.protocol must be one of \('temporal', 'random', "
-                                    r"'cold_items', 'context_shift'\), got 'leave_one_out'"),
+                                    r"'cold_items', 'context_shift', 'files'\), got 'leave_one_out'"),
     ({"context_key": "weather"},
      r"SplitConfig\.context_key must be one of \('place', 'time', 'daypart'\), got 'weather'"),
     ({"folds": 3}, r"SplitConfig\.folds=3 needs a protocol in \('random', 'cold_items'\), got protocol='temporal'"),

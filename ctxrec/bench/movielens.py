@@ -4,7 +4,7 @@ The folder (the layout of ``shared/data/ml100k``) is loaded with
 :func:`~ctxrec.datasets.movielens.load_movielens`, built into the graph, and its items get
 text vectors (title + genres + plot, all-MiniLM-L6-v2) and poster vectors (an open_clip
 image tower; random weights unless ``image_options`` point at real ones). For each seed
-the graph is split by the protocol (:mod:`ctxrec.training.splits`); every model's
+the graph is split by the protocol (:mod:`ctxrec.data.splits`); every model's
 hyper-parameters are chosen on validation NDCG@20 from a small stated grid
 (:data:`ctxrec.training.tuning.DEFAULT_GRIDS`), and only the chosen model sees test.
 
@@ -132,7 +132,8 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
         cache_dir: str | Path = ".ctxrec/cache", markdown: Optional[str | Path] = "BENCHMARKS.md",
         grids: Optional[Dict[str, Dict[str, list]]] = None) -> Dict[str, object]:
     """Train and evaluate every model; print the table; write JSON, plots and BENCHMARKS.md rows."""
-    from ctxrec.graph.export import SplitConfig, to_rec_graph
+    from ctxrec.data import SplitConfig
+    from ctxrec.graph.export import to_rec_graph
     from ctxrec.training.replay import replay_ab
     from ctxrec.training.tuning import DEFAULT_GRIDS, expand_params, tune
 
@@ -209,7 +210,8 @@ def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str 
     writes ``benchmarks/movielens_<protocol>_sweep_<model>.json``, adding to the rows an earlier
     sweep with the same seed, epochs and features wrote there.
     """
-    from ctxrec.graph.export import SplitConfig, to_rec_graph
+    from ctxrec.data import SplitConfig
+    from ctxrec.graph.export import to_rec_graph
     from ctxrec.training.tuning import expand_params, tune
 
     tables, vectors, _, _ = prepare(data, cache_dir=cache_dir, features=features, image_options=image_options)

@@ -23,7 +23,7 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "session", epochs: int = 
         out_dir: str = "benchmarks") -> Dict[str, object]:
     """Train every model on each seed's world; print the table; write ``session_world.json``."""
     from ctxrec.datasets.graphs import synthetic_graph
-    from ctxrec.graph.export import SplitConfig
+    from ctxrec.data import SplitConfig
     from ctxrec.training.models import make_model
     from ctxrec.training.trainer import TrainConfig
 

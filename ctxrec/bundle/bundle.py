@@ -33,7 +33,7 @@ import numpy as np
 from ctxrec.bundle.graph_bundle import graph_arrays, read_rec_graph, write_dgl_bundle
 
 if TYPE_CHECKING:
-    from ctxrec.graph.export import RecGraph
+    from ctxrec.data import RecGraph
     from ctxrec.training.recommender import Recommender
 
 MANIFEST = "manifest.json"

@@ -1,4 +1,4 @@
-"""A :class:`~ctxrec.graph.export.RecGraph` as plain numpy files (DGL-ready), and back.
+"""A :class:`~ctxrec.data.RecGraph` as plain numpy files (DGL-ready), and back.
 
 :func:`write_dgl_bundle` writes the message-passing graph of a ``RecGraph`` (train edges
 and their ``rev_*`` reverses, in the graph's edge-type order), its node features
@@ -25,7 +25,7 @@ import numpy as np
 from ctxrec.bundle.dgl_loader import GraphArrays, read_graph_arrays, write_graph_arrays
 
 if TYPE_CHECKING:  # torch stays out of `import ctxrec.bundle` (the DGL venv imports this package)
-    from ctxrec.graph.export import Interactions, RecGraph
+    from ctxrec.data import Interactions, RecGraph
 
 SPLITS = "splits.npz"
 _FIELDS = ("user", "item", "time", "place", "session", "prefix")
@@ -93,7 +93,7 @@ def write_dgl_bundle(graph: "RecGraph", out: str | Path,
 
 
 def read_rec_graph(path: str | Path) -> "RecGraph":
-    """Rebuild the :class:`~ctxrec.graph.export.RecGraph` written by :func:`write_dgl_bundle`.
+    """Rebuild the :class:`~ctxrec.data.RecGraph` written by :func:`write_dgl_bundle`.
 
     Node indices, edges, features, splits and candidates are those of the written graph,
     so a model saved for it loads and ranks as it did (``Recommender.load(dir, graph)``).
@@ -104,7 +104,7 @@ def read_rec_graph(path: str | Path) -> "RecGraph":
     import torch
     from torch_geometric.data import HeteroData
 
-    from ctxrec.graph.export import RecGraph
+    from ctxrec.data import RecGraph
 
     path = Path(path)
     arrays = read_graph_arrays(path)
@@ -133,7 +133,7 @@ def read_rec_graph(path: str | Path) -> "RecGraph":
 
 
 def _interactions(fields: Dict[str, object]) -> "Interactions":
-    from ctxrec.graph.export import Interactions
+    from ctxrec.data import Interactions
 
     return Interactions(**fields)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     import networkx as nx
 
-    from ctxrec.graph.export import RecGraph
+    from ctxrec.data import RecGraph
     from ctxrec.graph.tables import GraphTables
 
 #: file suffixes :func:`write_networkx` understands

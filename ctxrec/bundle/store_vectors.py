@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Dict, Mapping
 import numpy as np
 
 if TYPE_CHECKING:
-    from ctxrec.graph.export import RecGraph
+    from ctxrec.data import RecGraph
     from ctxrec.graph.stores.base import GraphStore
 
 

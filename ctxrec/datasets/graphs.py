@@ -1,4 +1,4 @@
-"""Ready-made :class:`~ctxrec.graph.export.RecGraph` objects, built in memory (no store).
+"""Ready-made :class:`~ctxrec.data.RecGraph` objects, built in memory (no store).
 
 Benchmarks, ``python -m ctxrec.training`` and notebooks use these so that every process
 builds the identical graph from a ``(config, seed)`` without a database.
@@ -24,7 +24,7 @@ def synthetic_graph(config: Union[WorldConfig, str] = "small", seed: Optional[in
         features: encoders whose vectors to attach; only ``"text"`` (items and context
             descriptions) is available without media files (default: none).
         cache_dir: feature cache folder (default: none).
-        split: a :class:`~ctxrec.graph.export.SplitConfig` (default: the temporal split).
+        split: a :class:`~ctxrec.data.SplitConfig` (default: the temporal split).
 
     Returns:
         ``(world, graph)``; ``world.preference`` is the ground truth for an Oracle.

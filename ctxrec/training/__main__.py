@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def synthetic_graph(size: str, seed: int = 0):
-    """The :class:`~ctxrec.graph.export.RecGraph` of a synthetic world, without a store or media.
+    """The :class:`~ctxrec.data.RecGraph` of a synthetic world, without a store or media.
 
     The same ``(size, seed)`` gives the same graph in every process.
     """
@@ -60,7 +60,7 @@ def synthetic_graph(size: str, seed: int = 0):
 
 
 def store_graph(db: Path):
-    """The :class:`~ctxrec.graph.export.RecGraph` of an embedded store, opened read-only."""
+    """The :class:`~ctxrec.data.RecGraph` of an embedded store, opened read-only."""
     from ctxrec.graph.export import export_pyg
     from ctxrec.graph.stores import open_store
 

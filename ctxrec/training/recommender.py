@@ -14,8 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ctxrec.graph import context as ctx
-from ctxrec.graph.export import Interactions, RecGraph, SeenItems
-from ctxrec.training.metrics import ranking_metrics
+from ctxrec.data import Interactions, RecGraph, SeenItems
 
 
 @dataclass
@@ -111,68 +110,27 @@ class Recommender(abc.ABC):
         items, scores = self.recommend(u, k, context=request_context(graph, time, place), filter_seen=filter_seen)
         return [(str(graph.ids["item"][i]), float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist())]
 
-    @torch.no_grad()
     def evaluate(self, split: str = "val", ks: Sequence[int] = (10, 20), batch_size: int = 1024,
-                 protocol: str = "context") -> Dict[str, float]:
-        """Full-ranking metrics over all items (or the split's candidates) on ``"val"`` or ``"test"``.
+                 protocol: str = "per_context") -> Dict[str, float]:
+        """Full-ranking metrics on the model's own graph: :func:`ctxrec.training.evaluation.evaluate`
+        ``(self, self.graph, split, ...)``.
+
+        A model fitted on :meth:`RecGraph.without_test` holds no test pairs; evaluate it on
+        the full export with ``evaluate(model, graph, "test")``.
 
         Args:
-            split: ``"val"`` or ``"test"``.
+            split: ``"val"`` or ``"test"`` (default: "val").
             ks: cut-offs (default: ``(10, 20)``).
             batch_size: queries scored at once (default: 1024).
-            protocol: ``"context"``: one query per (user, time slot, place) group of held-out
-                pairs, relevant = the group's items; ``"session"``: one query per held-out
-                event, in its context, with the items opened earlier in its session as
-                ``Context.session_items`` (those items are masked too) (default: "context").
-
-        Masked are the user's train pairs (and, for test, val pairs). When the graph names
-        candidates for the split (``graph.candidates``, e.g. cold items), only they are ranked.
+            protocol: ``"per_context"``, ``"per_user"`` or ``"session"``, see
+                :mod:`ctxrec.training.evaluation` (default: "per_context", the one early
+                stopping has always used).
         """
-        queries, relevant = self.eval_queries(split, protocol)
-        if len(queries.user) == 0:
-            return {}
-        return ranking_metrics(self.rank_queries(split, queries, max(ks), batch_size), relevant, ks)
+        from ctxrec.training.evaluation import evaluate
 
-    def eval_queries(self, split: str, protocol: str = "context") -> Tuple[Interactions, Tuple[torch.Tensor, torch.Tensor]]:
-        """The queries of :meth:`evaluate` and their relevant ``(query index, item)`` pairs."""
-        graph = self.graph
-        if graph is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
-        if split not in ("val", "test"):
-            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-        held = graph.val if split == "val" else graph.test
-        if protocol == "context":
-            return group_queries(held)
-        if protocol == "session":
-            if held.prefix is None:
-                raise ValueError("protocol='session' needs session prefixes; export the graph with "
-                                 "SplitConfig(session_len=...) > 0")
-            return held, (torch.arange(len(held)), held.item)
-        raise ValueError(f"protocol must be 'context' or 'session', got {protocol!r}")
-
-    @torch.no_grad()
-    def rank_queries(self, split: str, queries: Interactions, k: int, batch_size: int = 1024) -> torch.Tensor:
-        """Top-``k`` items [Q, k] for :meth:`eval_queries` queries, masked as :meth:`evaluate` does."""
-        graph = self.graph
-        seen = graph.seen() if split == "val" else graph.seen(graph.train, graph.val)
-        allowed = getattr(graph, "candidates", {}).get(split)
-        tops = []
-        for start in range(0, len(queries.user), batch_size):
-            sl = slice(start, start + batch_size)
-            users = queries.user[sl]
-            context = Context.of(queries)[sl]
-            scores = self.score(users, context).float().cpu().clone()
-            scores[seen.mask_index(users)] = float("-inf")
-            if context.session_items is not None:
-                rows, cols = torch.nonzero(context.session_items >= 0, as_tuple=True)
-                scores[rows, context.session_items[rows, cols]] = float("-inf")
-            if allowed is not None and len(allowed):
-                keep = torch.zeros(scores.size(1), dtype=torch.bool)
-                keep[allowed] = True
-                scores[:, ~keep] = float("-inf")
-            top = scores.topk(min(k, scores.size(1)), dim=1)
-            tops.append(torch.where(torch.isfinite(top.values), top.indices, -1))
-        return torch.cat(tops)
+        if self.graph is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(graph) first")
+        return evaluate(self, self.graph, split, ks=ks, protocol=protocol, batch_size=batch_size)
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
         """Items most similar to ``items`` by the model's item vectors (cosine)."""
@@ -234,19 +192,6 @@ class Recommender(abc.ABC):
     def prepare(self, graph: RecGraph) -> None:
         """Attach the graph and build graph-sized parameters, without training."""
         self.graph = graph
-
-
-def group_queries(events: Interactions) -> Tuple[Interactions, Tuple[torch.Tensor, torch.Tensor]]:
-    """Group held-out pairs by (user, time, place): one query per group.
-
-    Returns:
-        ``(queries, (query index, item))``: the queries' users and contexts, and the
-        relevant items of each query as pairs.
-    """
-    key = torch.stack([events.user, events.time, events.place], 1)
-    uniq, inv = torch.unique(key, dim=0, return_inverse=True)
-    empty = torch.zeros(0, dtype=torch.long)
-    return Interactions(uniq[:, 0], empty, uniq[:, 1], uniq[:, 2], empty), (inv, events.item)
 
 
 def request_context(graph: RecGraph, time: Optional[str] = None, place: Optional[str] = None) -> Context:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ctxrec.graph.export import Interactions
+from ctxrec.data import Interactions, RecGraph
 from ctxrec.training.metrics import METRICS, per_query_metrics
 from ctxrec.training.recommender import Recommender
 
@@ -121,21 +121,24 @@ def replay_ab(rewards_a: torch.Tensor, rewards_b: torch.Tensor, confidence: floa
 
 
 def evaluate_per_query(model: Recommender, split: str = "test", ks: Sequence[int] = (10, 20),
-                       batch_size: int = 1024, protocol: str = "context"
+                       batch_size: int = 1024, protocol: str = "per_context", graph: Optional[RecGraph] = None
                        ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, Interactions]:
     """Per-query metrics of a fitted model on the queries :meth:`Recommender.evaluate` uses.
 
     The queries, their relevant items and the masking (train pairs, plus val pairs
-    for ``"test"``; the split's candidates) come from the model's own
-    :meth:`~Recommender.eval_queries` and :meth:`~Recommender.rank_queries`, so the
-    means of the values equal ``model.evaluate(split, ks, protocol=protocol)``.
+    for ``"test"``; the split's candidates) come from
+    :func:`~ctxrec.training.evaluation.eval_queries` and
+    :func:`~ctxrec.training.evaluation.rank_queries`, so the means of the values equal
+    ``evaluate(model, graph, split, ks, protocol=protocol)``.
 
     Args:
         model: a fitted recommender.
         split (str): ``"val"`` or ``"test"`` (default: ``"test"``).
         ks: cut-offs (default: ``(10, 20)``).
         batch_size (int): queries ranked at once (default: 1024).
-        protocol (str): ``"context"`` or ``"session"``, as in ``evaluate`` (default: ``"context"``).
+        protocol (str): ``"per_context"``, ``"per_user"`` or ``"session"``, as in
+            :func:`~ctxrec.training.evaluation.evaluate` (default: ``"per_context"``).
+        graph (RecGraph, optional): the graph holding the split (default: the model's own).
 
     Returns:
         ``(values, kept, queries)``: metric name -> Tensor [Q_kept]; the kept query
@@ -147,13 +150,13 @@ def evaluate_per_query(model: Recommender, split: str = "test", ks: Sequence[int
         >>> values["ndcg@10"].shape == kept.shape  # doctest: +SKIP
         True
     """
-    if model.graph is None:
+    from ctxrec.training.evaluation import eval_queries, rank_queries
+
+    graph = graph if graph is not None else model.graph
+    if graph is None:
         raise RuntimeError(f"{type(model).__name__} is not fitted; call fit(graph) first")
-    queries, relevant = model.eval_queries(split, protocol)
-    if len(queries.user):
-        top = model.rank_queries(split, queries, max(ks), batch_size)
-    else:
-        top = torch.zeros(0, max(ks), dtype=torch.long)
+    queries, relevant = eval_queries(graph, split, protocol)
+    top = rank_queries(model, graph, split, queries, max(ks), batch_size)
     values, kept = per_query_metrics(top, relevant, ks)
     return values, kept, queries
 

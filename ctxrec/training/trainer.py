@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.losses import LOSSES, batch_loss
 from ctxrec.training.metrics import METRICS
 from ctxrec.training.recommender import Context
@@ -48,8 +48,9 @@ class TrainConfig:
             batch, which is faster for small graphs (default: None).
         patience: epochs without a better validation metric before stopping (default: 10).
         metric: validation metric for early stopping and model selection (default: "ndcg@20").
-        val_protocol: how validation queries are made, as in ``Recommender.evaluate``:
-            ``"context"`` or ``"session"`` (default: "context").
+        val_protocol: how validation queries are made, as in
+            :func:`ctxrec.training.evaluation.evaluate`: ``"per_context"``, ``"per_user"`` or
+            ``"session"`` (default: "per_context").
         seed: seed for initialisation, shuffling and sampling (default: 0).
         device: "cpu", "cuda", "cuda:1", or None for automatic (default: None).
         amp: bfloat16 autocast when training on CUDA; ignored on CPU (default: True).
@@ -69,7 +70,7 @@ class TrainConfig:
     num_neighbors: Optional[List[int]] = None
     patience: int = 10
     metric: str = "ndcg@20"
-    val_protocol: str = "context"
+    val_protocol: str = "per_context"
     seed: int = 0
     device: Optional[str] = None
     amp: bool = True
@@ -87,8 +88,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_negatives must be >= 0, got {self.num_negatives!r}")
         if self.num_negatives == 0 and not self.in_batch_negatives and self.loss != "full_softmax":
             raise ValueError("TrainConfig: num_negatives=0 needs in_batch_negatives=True (no negatives otherwise)")
-        if self.val_protocol not in ("context", "session"):
-            raise ValueError(f"TrainConfig.val_protocol must be 'context' or 'session', got {self.val_protocol!r}")
+        from ctxrec.training.evaluation import ALIASES, PROTOCOLS
+
+        self.val_protocol = ALIASES.get(self.val_protocol, self.val_protocol)
+        if self.val_protocol not in PROTOCOLS:
+            raise ValueError(f"TrainConfig.val_protocol must be one of {PROTOCOLS}, got {self.val_protocol!r}")
         for name in ("lr", "temperature"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"TrainConfig.{name} must be finite and > 0, got {getattr(self, name)!r}")
@@ -198,6 +202,9 @@ class Trainer:
                 bad_epochs = meta["bad_epochs"]
                 best_state = meta["best_state"] or best_state
         amp = cfg.amp and device.type == "cuda"
+        # without validation pairs (a refit on train+val for a chosen number of epochs) there is
+        # nothing to select on: no early stopping, and the last epoch's weights are the result
+        validate = len(graph.val) > 0
         start = time.perf_counter() - hist.seconds
         bar = None
         if cfg.progress and rank == 0:
@@ -244,10 +251,12 @@ class Trainer:
                 total = float(t.item())
             hist.epoch_seconds.append(time.perf_counter() - epoch_start)
             model.eval()
-            val = self._validate(model, cfg, rank, world, device)
             hist.loss.append(total / max(steps, 1))
+            val = self._validate(model, cfg, rank, world, device) if validate else math.nan
             hist.val.append(val)
-            if val > hist.best_val:
+            if not validate:  # a refit: every epoch runs and the last one is kept
+                hist.best_epoch, best_state = epoch, None
+            elif val > hist.best_val:
                 hist.best_val, hist.best_epoch, bad_epochs = val, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
@@ -262,7 +271,8 @@ class Trainer:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        model.load_state_dict(best_state)
+        if best_state is not None:
+            model.load_state_dict(best_state)
         model.eval()
         hist.seconds = time.perf_counter() - start
         return hist

@@ -19,7 +19,7 @@ import itertools
 import time
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.recommender import Recommender
 
 #: a small, stated grid per model name (2-4 combinations; none for models without
@@ -72,8 +72,11 @@ def expand_params(params: Mapping[str, Any], base: Optional[Mapping[str, Any]] =
 
 
 def tune(name: str, grid: Optional[Mapping[str, Sequence]], graph: RecGraph, metric: str = "ndcg@20",
-         base: Optional[Mapping[str, Any]] = None) -> Tuple[Recommender, Dict[str, Any], List[Trial]]:
+         base: Optional[Mapping[str, Any]] = None,
+         protocol: str = "per_context") -> Tuple[Recommender, Dict[str, Any], List[Trial]]:
     """Fit ``name`` for every combination of ``grid``; keep the best on validation.
+
+    Each model is fitted on ``graph.without_test()``, so no test pair is within its reach.
 
     Args:
         name: a model name of :data:`~ctxrec.training.models.MODELS`.
@@ -84,6 +87,9 @@ def tune(name: str, grid: Optional[Mapping[str, Sequence]], graph: RecGraph, met
         metric: validation metric to maximise, ``<name>@<k>`` as ``Recommender.evaluate``
             names them (default: "ndcg@20").
         base: arguments shared by every grid point, e.g. ``{"train": {"epochs": 20}}`` (default: none).
+        protocol: validation protocol of :func:`ctxrec.training.evaluation.evaluate` that the
+            grid is compared on; trained models also stop early on it unless ``base`` sets
+            ``train.val_protocol`` (default: "per_context").
 
     Returns:
         ``(best model, fitted; its grid parameters; every trial)``: trials are
@@ -103,8 +109,12 @@ def tune(name: str, grid: Optional[Mapping[str, Sequence]], graph: RecGraph, met
     for key, values in grid.items():
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}")
+    from ctxrec.training.evaluation import check_protocol
+
+    protocol = check_protocol(protocol)
     k = _metric_k(metric)
     keys = list(grid)
+    view = graph.without_test()
     best: Optional[Recommender] = None
     best_params: Dict[str, Any] = {}
     best_val = float("-inf")
@@ -112,10 +122,12 @@ def tune(name: str, grid: Optional[Mapping[str, Sequence]], graph: RecGraph, met
     for values in itertools.product(*(list(grid[key]) for key in keys)):
         params = dict(zip(keys, values))
         model = make_model(name, **expand_params(params, base))
+        if hasattr(model, "train_config") and "val_protocol" not in dict(base or {}).get("train", {}):
+            model.train_config.val_protocol = protocol
         start = time.perf_counter()
-        model.fit(graph)
+        model.fit(view)
         seconds = time.perf_counter() - start
-        result = model.evaluate("val", ks=(k,))
+        result = model.evaluate("val", ks=(k,), protocol=protocol)
         if metric not in result:
             if not result:
                 raise ValueError("tune needs validation pairs, but graph.val is empty; export with SplitConfig(val>0)")
@@ -126,6 +138,24 @@ def tune(name: str, grid: Optional[Mapping[str, Sequence]], graph: RecGraph, met
             best, best_params, best_val = model, params, val
         del model  # only the best fitted model is kept in memory
     return best, best_params, trials
+
+
+def refit_params(model: Recommender, params: Mapping[str, Any],
+                 base: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Constructor arguments to refit a tuned model on train+val: its grid ``params`` over
+    ``base`` and, for a model trained by epochs, ``train.epochs`` fixed to the epoch count
+    chosen on validation (``history.best_epoch + 1``), which the trainer then runs in full
+    (a refit graph has no validation pairs, so nothing stops it early).
+
+    Example:
+        >>> model, params, _ = tune("lightgcn", {"num_layers": [1, 2]}, graph)  # doctest: +SKIP
+        >>> refit = make_model("lightgcn", **refit_params(model, params))  # doctest: +SKIP
+    """
+    out = expand_params(params, base)
+    history = getattr(model, "history", None)
+    if history is not None and getattr(history, "best_epoch", -1) >= 0:
+        out = expand_params({"train.epochs": int(history.best_epoch) + 1}, out)
+    return out
 
 
 def _metric_k(metric: str) -> int:

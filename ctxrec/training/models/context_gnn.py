@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ctxrec.fusion import get_fusion
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.losses import BatchEmbeddings
 from ctxrec.training.models.session import SessionEncoder
 from ctxrec.training.recommender import Context, Recommender

@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.models.interactions import gram, user_rows
 from ctxrec.training.recommender import Context, Recommender
 

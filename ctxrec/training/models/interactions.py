@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 
 
 def user_rows(graph: RecGraph, users: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

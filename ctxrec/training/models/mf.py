@@ -7,7 +7,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.losses import BatchEmbeddings
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig

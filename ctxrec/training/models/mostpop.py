@@ -5,7 +5,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.recommender import Context, Recommender
 
 

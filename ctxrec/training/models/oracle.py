@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ctxrec.graph.export import RecGraph
+from ctxrec.data import RecGraph
 from ctxrec.training.recommender import Context, Recommender
 
 #: (user ids, time slot or None, place or None) -> utilities [len(users), len(item_ids)]

@@ -4,8 +4,8 @@ Each protocol is a pure function ``(pairs, split) -> SplitResult``: ``pairs`` ha
 per distinct interacted pair and ``SplitResult.role`` gives each row a role, ``0`` train,
 ``1`` validation, ``2`` test. The same ``(pairs, split)`` always gives the same roles, and
 the row order of ``pairs`` does not matter (random draws run over pairs sorted by
-``(src, dst)``). :func:`ctxrec.graph.export.to_rec_graph` applies the roles: held-out pairs
-reach message passing neither as ``INTERACTED`` nor as ``CONTAINS`` edges.
+``(src, dst)``). :func:`ctxrec.graph.export.to_rec_graph` applies the roles: no edge of a held-out pair, and no
+session made only of held-out events, reaches message passing.
 
 The ``pairs`` frame has the columns ``src`` (user id), ``dst`` (item id), ``first_ts`` (time of
 the first interaction) and, for ``context_shift``, ``time`` and ``place`` (time slot and place
@@ -17,7 +17,8 @@ share of what is left after the test part, not of the whole: ``test=0.1, val=1/9
 80/10/10.
 
 Example:
-    >>> from ctxrec.graph.export import SplitConfig, to_rec_graph
+    >>> from ctxrec.data import SplitConfig
+    >>> from ctxrec.graph.export import to_rec_graph
     >>> g = to_rec_graph(tables, split=SplitConfig(protocol="cold_items", cold=0.15))  # doctest: +SKIP
     >>> g.candidates["test"]  # the only items ranked for test  # doctest: +SKIP
     tensor([ 3, 17, 21, 30, 33, 38])
@@ -31,7 +32,7 @@ from typing import Callable, Dict, List
 import numpy as np
 import pandas as pd
 
-from ctxrec.graph.export import FOLD_PROTOCOLS, PROTOCOLS, SplitConfig
+from ctxrec.data.split_config import FOLD_PROTOCOLS, PROTOCOLS, SplitConfig
 
 __all__ = [
     "SplitConfig",
@@ -41,6 +42,7 @@ __all__ = [
     "random_split",
     "cold_item_split",
     "context_shift_split",
+    "files_split",
     "kfold_assign",
     "context_values",
 ]
@@ -53,7 +55,8 @@ class SplitResult:
     """Roles of the pairs and facts about how they were chosen.
 
     Attributes:
-        role: int array, one per row of ``pairs``: 0 train, 1 validation, 2 test.
+        role: int array, one per row of ``pairs``: 0 train, 1 validation, 2 test, -1 left
+            out of everything (``files`` only: pairs in no file).
         info: protocol-specific facts (cold item ids, shifted context values, ...),
             JSON-friendly (str, int, float, lists and dicts of them).
     """
@@ -70,9 +73,15 @@ def split_roles(pairs: pd.DataFrame, split: SplitConfig) -> SplitResult:
         split (SplitConfig): the protocol and its settings.
 
     Returns:
-        SplitResult: ``role`` aligned with the rows of ``pairs``.
+        SplitResult: ``role`` aligned with the rows of ``pairs``; with ``split.refit`` the
+        validation pairs are train (``info["refit"]`` counts them).
     """
-    return _FUNCTIONS[split.protocol](pairs, split)
+    result = _FUNCTIONS[split.protocol](pairs, split)
+    if split.refit:
+        moved = result.role == VAL
+        result.role = np.where(moved, TRAIN, result.role)
+        result.info = {**result.info, "refit": {"val_pairs_in_train": int(moved.sum())}}
+    return result
 
 
 def temporal_split(pairs: pd.DataFrame, split: SplitConfig) -> SplitResult:
@@ -234,10 +243,20 @@ def _unsort(role_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
+def files_split(pairs: pd.DataFrame, split: SplitConfig) -> SplitResult:
+    """The roles written in the files of ``split.split_dir`` (see :mod:`ctxrec.data.split_files`):
+    0, 1, 2 as everywhere, and ``-1`` for pairs in no file, which are left out of everything."""
+    from ctxrec.data.split_files import files_roles
+
+    role, info = files_roles(pairs, split.split_dir)
+    return SplitResult(role, info)
+
+
 _FUNCTIONS: Dict[str, Callable[[pd.DataFrame, SplitConfig], SplitResult]] = {
     "temporal": temporal_split,
     "random": random_split,
     "cold_items": cold_item_split,
     "context_shift": context_shift_split,
+    "files": files_split,
 }
 assert tuple(_FUNCTIONS) == PROTOCOLS and set(FOLD_PROTOCOLS) <= set(_FUNCTIONS)
