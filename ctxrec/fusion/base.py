@@ -69,7 +69,30 @@ class Fusion(nn.Module):
         self.scale = Standardize(dims)
 
     def fit_scale(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> "Fusion":
-        """Fit the per-modality standardisation on the catalogue; returns ``self``."""
+        """Fit the per-modality standardisation (mean and std of each dimension) on the
+        catalogue; returns ``self``.
+
+        :class:`~ctxrec.training.models.ContextGNN` calls it in ``prepare`` with the vectors of
+        every node of a type (``data[t].x_<m>``): for items, the whole catalogue's features,
+        not only the train items' ones, so items held out as cold (``cold_items`` validation
+        and test items) and items nobody interacted with count too. That is not leakage:
+        features are inputs, not labels. They come from an item's content (text, image,
+        audio), are known for every item at serving time, cold ones included, and say nothing
+        about who interacts with what; no interaction, held out or not, enters the statistics.
+        Fitting on the whole catalogue also standardises a cold item at evaluation as it will
+        be standardised when served.
+
+        Args:
+            features (Mapping[str, Tensor]): modality -> ``[N, d_m]`` features of the nodes.
+            mask (Mapping[str, Tensor]): modality -> ``[N]`` presence; only present rows count,
+                and a modality with fewer than two present rows keeps the identity.
+
+        Example:
+            >>> fusion = get_fusion("mean", {"text": 8}, 16)
+            >>> fusion = fusion.fit_scale({"text": torch.randn(5, 8)}, {"text": torch.ones(5, dtype=torch.bool)})
+            >>> fusion({"text": torch.randn(2, 8)}, {"text": torch.ones(2, dtype=torch.bool)})["fused"].shape
+            torch.Size([2, 16])
+        """
         self.scale.fit(features, mask)
         return self
 
