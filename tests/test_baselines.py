@@ -1,9 +1,11 @@
-"""Baselines in the shared harness (ItemKNN, EASE, MF-BPR, ContentKNN) and grid search on
-validation: the Recommender contract on the checkerboard, plus small graphs whose right
-answer is known by hand or by a direct numpy solve."""
+"""Baselines in the shared harness (ItemKNN, EASE, MF-BPR, ContentKNN, and the library peers
+ImplicitALS / ImplicitBPR) and grid search on validation: the Recommender contract on the
+checkerboard, plus small graphs whose right answer is known by hand or by a direct numpy solve."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -16,8 +18,11 @@ from conftest import write_board
 from test_models import RecommenderContract
 
 from ctxrec.graph.build import build_graph
-from ctxrec.graph.export import RecGraph, SplitConfig, to_rec_graph
-from ctxrec.training.models import EASE, MFBPR, MODELS, ContentKNN, ItemKNN, MostPop, make_model
+from ctxrec.data import RecGraph, SplitConfig
+from ctxrec.graph.export import to_rec_graph
+from ctxrec.training.models import (EASE, MFBPR, MODELS, ContentKNN, ImplicitALS, ImplicitBPR, ItemKNN, MostPop,
+                                   make_model)
+from ctxrec.training.models.content_knn import fit_centering
 from ctxrec.training.models.interactions import gram, user_rows
 from ctxrec.training.recommender import Recommender
 from ctxrec.training.trainer import TrainConfig
@@ -25,6 +30,13 @@ from ctxrec.training.tuning import DEFAULT_GRIDS, Trial, expand_params, tune
 
 #: MF-BPR settings that learn the checkerboard in well under a second
 MF_FAST = TrainConfig(epochs=10, batch_size=256, lr=0.05, patience=10, loss="bpr", seed=0)
+
+needs_implicit = pytest.mark.skipif(importlib.util.find_spec("implicit") is None,
+                                    reason="the library peers run the 'implicit' package: pip install implicit")
+
+#: library peers small and regularised enough to generalise on the tiny boards
+PEERS = {"als": lambda **kw: ImplicitALS(factors=8, regularization=1.0, **kw),
+         "bpr": lambda **kw: ImplicitBPR(factors=8, learning_rate=0.05, **kw)}
 
 
 def build_board(folder: Path, history: Dict[int, List[int]], n_items: int,
@@ -101,6 +113,20 @@ class TestMFBPR(RecommenderContract):
         assert h.best_epoch == max(range(len(h.val)), key=lambda e: (h.val[e], -e))
 
 
+@needs_implicit
+class TestImplicitALS(RecommenderContract):
+    @classmethod
+    def make(cls):
+        return PEERS["als"]()
+
+
+@needs_implicit
+class TestImplicitBPR(RecommenderContract):
+    @classmethod
+    def make(cls):
+        return PEERS["bpr"]()
+
+
 class TestContentKNN(RecommenderContract):
     @pytest.fixture(scope="class")
     @classmethod
@@ -110,6 +136,12 @@ class TestContentKNN(RecommenderContract):
     @classmethod
     def make(cls):
         return ContentKNN()
+
+
+class TestContentKNNWhiten(TestContentKNN):
+    @classmethod
+    def make(cls):
+        return ContentKNN(center="whiten")
 
 
 # --- ItemKNN -------------------------------------------------------------------------
@@ -227,6 +259,153 @@ def test_content_knn_without_vectors_says_how_to_get_them(two_groups, text_board
         ContentKNN(feature="image").fit(text_board)
 
 
+@pytest.fixture(scope="module")
+def offset_board(tmp_path_factory):
+    """Items 10 e0 + e1 (group A: 0-3) or 10 e0 - e1 (group B: 4-7) on a shared offset; items
+    2, 3, 6, 7 also have a nuisance 2.5 e_k in a dimension of their own. User 0 consumed A's
+    clean items 0, 1; user 1 B's clean items 4, 5.
+
+    Raw cosines are all near 1 and rank by the nuisance: for user 0 the clean B items score
+    99/101 = 0.980, above its own group's noisy items, 101/sqrt(101 * 107.25) = 0.970.
+    """
+    x = np.zeros((8, 6))
+    x[:, 0] = 10.0
+    x[:, 1] = [1, 1, 1, 1, -1, -1, -1, -1]
+    for k, item in enumerate([2, 3, 6, 7]):
+        x[item, 2 + k] = 2.5
+    return build_board(tmp_path_factory.mktemp("offset"), {0: [0, 1], 1: [4, 5]}, 8, x)
+
+
+def test_content_knn_mean_centering_recovers_the_group(offset_board):
+    users = torch.tensor([0, 1])
+    raw, _ = ContentKNN().fit(offset_board).recommend(users, k=2)
+    assert [set(r) for r in raw.tolist()] == [{4, 5}, {0, 1}]  # raw: the other group's clean items win
+    for center in ("mean", "whiten"):
+        items, _ = ContentKNN(center=center).fit(offset_board).recommend(users, k=2)
+        assert [set(r) for r in items.tolist()] == [{2, 3}, {6, 7}], center
+    scores = ContentKNN(center="mean").fit(offset_board).score(users)
+    assert torch.all(scores[0, :4] > 0) and torch.all(scores[0, 4:] < 0)  # centred: the groups point apart
+
+
+def test_content_knn_mean_is_over_every_item_with_a_vector(cold_board):
+    # mu is the mean unit vector of the items whose mask is True, cold ones included
+    model = ContentKNN(center="mean").fit(cold_board)
+    x = cold_board.data["item"].x_text.numpy()[:5]
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    z = unit - unit.mean(0)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    np.testing.assert_allclose(model.item_embeddings()[:5].numpy(), z, rtol=1e-5, atol=1e-6)
+    assert torch.all(model.item_embeddings()[5] == 0)  # masked: still a zero vector
+    profile = z[[0, 1]].mean(0)
+    expected = np.append(z @ profile / np.linalg.norm(profile), 0.0)
+    np.testing.assert_allclose(model.score(torch.tensor([0]))[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_whitening_makes_the_covariance_the_identity():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 6, generator=gen, dtype=torch.float64) @ torch.diag(torch.tensor([5.0, 2, 1, .5, .2, .1],
+                                                                                         dtype=torch.float64))
+    x = x + 3.0
+    mask = torch.ones(500, dtype=torch.bool)
+    mask[:50] = False  # fitted on the other 450 rows only
+    mean, w = fit_centering(x, mask, whiten=True, eps=1e-10)
+    z = (x[mask] - mean) @ w
+    torch.testing.assert_close(z.mean(0), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-10)
+    torch.testing.assert_close(z.T @ z / 450, torch.eye(6, dtype=torch.float64), rtol=0, atol=1e-4)
+    torch.testing.assert_close(w, w.T)  # ZCA: symmetric, so whitened vectors stay close to the originals
+    # whiten_dim=2 keeps the two largest components: the covariance is the projector onto them
+    _, w2 = fit_centering(x, mask, whiten=True, eps=1e-10, dim=2)
+    z2 = (x[mask] - mean) @ w2
+    lam, u = torch.linalg.eigh((x[mask] - mean).T @ (x[mask] - mean) / 450)
+    torch.testing.assert_close(z2.T @ z2 / 450, u[:, -2:] @ u[:, -2:].T, rtol=0, atol=1e-4)
+    assert torch.linalg.matrix_rank(w2).item() == 2
+
+
+def test_whitening_equals_mean_centering_on_isotropic_vectors(tmp_path):
+    # items 5 e0 +- e_k: centred, they are +- e_k / |.|, whose covariance is a multiple of the identity
+    x = np.zeros((6, 4))
+    x[:, 0] = 5.0
+    for k in range(3):
+        x[2 * k, 1 + k], x[2 * k + 1, 1 + k] = 1.0, -1.0
+    graph = build_board(tmp_path, {0: [0, 2], 1: [1], 2: [3, 4, 5]}, 6, x)
+    users = torch.arange(3)
+    mean = ContentKNN(center="mean").fit(graph)
+    for dim in (None, 3):
+        white = ContentKNN(center="whiten", whiten_dim=dim).fit(graph)
+        torch.testing.assert_close(white.score(users), mean.score(users), rtol=0, atol=1e-5)
+        torch.testing.assert_close(white.item_embeddings(), mean.item_embeddings(), rtol=0, atol=1e-5)
+
+
+def test_content_knn_rejects_bad_center():
+    with pytest.raises(ValueError, match=r"center='zscore' is not a transform; choose from \['none', 'mean', 'wh"):
+        ContentKNN(center="zscore")
+    with pytest.raises(ValueError, match="whiten_eps must be > 0"):
+        ContentKNN(center="whiten", whiten_eps=0.0)
+    with pytest.raises(ValueError, match="whiten_dim must be a positive integer or None"):
+        ContentKNN(center="whiten", whiten_dim=0)
+    assert ContentKNN().config() == {"feature": "text", "center": "none", "whiten_eps": 1.0, "whiten_dim": None}
+
+
+# --- library peers (implicit) ----------------------------------------------------------
+
+
+@needs_implicit
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_peers_rank_their_own_block_first(peer, two_groups):
+    users = torch.arange(12)
+    model = PEERS[peer]().fit(two_groups)
+    items, scores = model.recommend(users, k=2)  # each user has exactly 2 unseen items in its block
+    assert torch.all(items // 5 == (users // 6).unsqueeze(1)), peer
+    others = model.score(users).reshape(12, 2, 5)[torch.arange(12), 1 - users // 6]
+    assert torch.all(scores[:, 1] > others.max(1).values), peer
+
+
+@needs_implicit
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_peers_are_deterministic_for_a_seed(peer, two_groups):
+    users = torch.arange(12)
+    first = PEERS[peer](seed=3).fit(two_groups).score(users)
+    assert torch.equal(first, PEERS[peer](seed=3).fit(two_groups).score(users))
+    assert not torch.equal(first, PEERS[peer](seed=4).fit(two_groups).score(users))
+
+
+@needs_implicit
+def test_als_does_not_depend_on_threads(two_groups):
+    users = torch.arange(12)
+    one = PEERS["als"](num_threads=1).fit(two_groups).score(users)
+    assert torch.equal(one, PEERS["als"](num_threads=2).fit(two_groups).score(users))
+
+
+@needs_implicit
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_peers_cold_items_score_zero(peer, tmp_path):
+    graph = build_board(tmp_path, {0: [0, 1], 1: [1, 2]}, 4)  # item 3: no train users
+    model = PEERS[peer]().fit(graph)
+    scores = model.score(torch.arange(2))
+    assert scores.shape == (2, 4) and torch.isfinite(scores).all() and torch.all(scores[:, 3] == 0)
+    extra = 1 if peer == "bpr" else 0  # implicit's BPR keeps the item bias as one more column
+    assert model.item_factors.shape == (4, 8 + extra) and model.item_embeddings().shape == (4, 8)
+
+
+def test_peers_without_implicit_say_how_to_install(two_groups, monkeypatch):
+    monkeypatch.setitem(sys.modules, "implicit", None)  # makes `import implicit` fail, as if absent
+    with pytest.raises(ImportError, match=r"`ImplicitALS` needs 'implicit': pip install implicit"):
+        ImplicitALS().fit(two_groups)
+    with pytest.raises(ImportError, match=r"`ImplicitBPR` needs 'implicit'"):
+        ImplicitBPR().fit(two_groups)
+
+
+def test_peers_reject_bad_arguments():
+    with pytest.raises(ValueError, match="ImplicitALS factors must be a positive integer, got 0"):
+        ImplicitALS(factors=0)
+    with pytest.raises(ValueError, match="ImplicitALS alpha must be > 0"):
+        ImplicitALS(alpha=0.0)
+    with pytest.raises(ValueError, match=r"ImplicitBPR num_threads must be an integer >= 0 \(0: all cores\)"):
+        ImplicitBPR(num_threads=-1)
+    with pytest.raises(ValueError, match="ImplicitBPR learning_rate must be > 0"):
+        ImplicitBPR(learning_rate=0.0)
+
+
 # --- MF-BPR ----------------------------------------------------------------------------
 
 
@@ -259,8 +438,11 @@ def test_mf_bpr_beats_random_on_synthetic_world():
 # --- persistence -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [lambda: ItemKNN(k=3, shrink=2.0), lambda: EASE(l2=7.0), ContentKNN,
-                                  lambda: MFBPR(embedding_dim=8, train=TrainConfig(epochs=2, loss="bpr"))])
+@pytest.mark.parametrize("make", [
+    lambda: ItemKNN(k=3, shrink=2.0), lambda: EASE(l2=7.0), ContentKNN,
+    lambda: ContentKNN(center="whiten", whiten_eps=0.01, whiten_dim=4),
+    lambda: MFBPR(embedding_dim=8, train=TrainConfig(epochs=2, loss="bpr")),
+    pytest.param(PEERS["als"], marks=needs_implicit), pytest.param(PEERS["bpr"], marks=needs_implicit)])
 def test_save_load_round_trip(make, text_board, tmp_path):
     model = make().fit(text_board)
     if isinstance(model, torch.nn.Module):
@@ -273,7 +455,8 @@ def test_save_load_round_trip(make, text_board, tmp_path):
 
 
 def test_registered_by_name():
-    for name, klass in {"itemknn": ItemKNN, "ease": EASE, "mf_bpr": MFBPR, "content_knn": ContentKNN}.items():
+    for name, klass in {"itemknn": ItemKNN, "ease": EASE, "mf_bpr": MFBPR, "content_knn": ContentKNN,
+                        "implicit_als": ImplicitALS, "implicit_bpr": ImplicitBPR}.items():
         assert MODELS[name] is klass and isinstance(make_model(name), klass)
     assert {"mostpop", "lightgcn", "context_gnn"} <= set(MODELS)
 
@@ -351,6 +534,6 @@ def test_default_grids_are_small_and_buildable():
     assert set(DEFAULT_GRIDS) <= set(MODELS)
     for name, grid in DEFAULT_GRIDS.items():
         combos = list(itertools.product(*grid.values()))
-        assert 1 <= len(combos) <= 4, name
+        assert 1 <= len(combos) <= 8, name
         for values in combos:
             make_model(name, **expand_params(dict(zip(grid, values))))

@@ -22,14 +22,16 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 from ctxrec.data import RecGraph
 from ctxrec.training.recommender import Recommender
 
-#: a small, stated grid per model name (2-4 combinations; none for models without
+#: a small, stated grid per model name (at most 8 combinations; none for models without
 #: hyperparameters). Keys with a dot go into a nested dict: ``train.lr`` -> ``train={"lr": ...}``.
 DEFAULT_GRIDS: Dict[str, Dict[str, list]] = {
     "mostpop": {},
     "itemknn": {"k": [50, 200], "shrink": [0.0, 10.0]},
     "ease": {"l2": [100.0, 500.0, 2000.0]},
     "mf_bpr": {"embedding_dim": [64], "train.lr": [1e-3, 5e-3]},
-    "content_knn": {},
+    "content_knn": {"center": ["none", "mean", "whiten"]},
+    "implicit_als": {"factors": [32, 64], "regularization": [1.0, 10.0], "alpha": [1.0, 5.0]},
+    "implicit_bpr": {"factors": [64, 128], "learning_rate": [0.005, 0.01]},
     "lightgcn": {"num_layers": [1, 2, 3]},
     "context_gnn": {},  # one configuration (the defaults); its epoch is chosen on validation
 }
