@@ -133,14 +133,15 @@ def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
            options: Optional[str] = typer.Option(None, help="Encoder arguments as JSON, or @FILE of JSON, e.g. "
                                                             "'{\"arch\": \"ViT-B-16\", \"weights\": \"/models/clip.pt\"}'."),
            cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
-           out: Optional[Path] = typer.Option(Path(".ctxrec/features"), help="Also write <name>.parquet and "
-                                                                            "manifest.json here."),
+           out: Optional[str] = typer.Option(".ctxrec/features", help="Also write <name>.parquet and "
+                                                                      "manifest.json here ('' for none)."),
            device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
            batch_size: Optional[int] = typer.Option(None, help="Encoder batch size (default: the encoder's).")) -> None:
     """Encode items (and, for text, context nodes); write the vectors to the store and to Parquet."""
     from ctxrec.modalities.features import encode_store
     from ctxrec.modalities.registry import get_encoder
 
+    out = _path_or_none(out)
     kwargs = _json_option(options, "--options")
     if model:
         kwargs["model"] = model
@@ -272,23 +273,57 @@ def _train_config(epochs: int, lr: float, seed: int, config: Optional[Path]) -> 
     return fields
 
 
+SplitDirOpt = typer.Option(None, "--split-dir", help="Folder of train, val (optional) and test files (CSV or "
+                                                       "Parquet, columns user,item[,time]): use exactly that split.")
+
+
+def _split(split_dir: Optional[Path], refit: bool = False):
+    """The SplitConfig the options name: the default temporal split, or the files of --split-dir."""
+    from ctxrec.data import SplitConfig
+
+    if split_dir is None:
+        return SplitConfig(refit=refit)
+    if not split_dir.is_dir():
+        _fail(f"--split-dir {split_dir}: no such folder; give a folder holding train.csv, test.csv and "
+              "optionally val.csv (or .parquet), columns user,item[,time]")
+    return SplitConfig(protocol="files", split_dir=str(split_dir), refit=refit)
+
+
+def _export(store: str, db: Path, uri: Optional[str], split):
+    """Export the store's graph with ``split``; a bad split file exits with its message."""
+    from ctxrec.graph.export import export_pyg
+
+    with _open(store, db, uri, read_only=True) as st:
+        try:
+            return export_pyg(st, split)
+        except ValueError as e:
+            _fail(str(e))
+
+
 @app.command()
 def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
-          model: str = typer.Option("context_gnn", help="mostpop | itemknn | ease | mf_bpr | content_knn | "
-                                                         "lightgcn | context_gnn"),
+          model: str = typer.Option("context_gnn", help="mostpop | itemknn | ease | implicit_als | implicit_bpr | "
+                                                         "mf_bpr | content_knn | lightgcn | context_gnn"),
           out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
           epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
           lr: float = typer.Option(0.005, help="Learning rate."),
           seed: int = typer.Option(0, help="Seed."),
           features: Optional[str] = typer.Option(None, help="Item vectors for context_gnn, comma-separated "
                                                             "(default: every vector the store has for items)."),
-          config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields.")) -> None:
-    """Export the graph, train a model (selection on validation) and save it."""
-    from ctxrec.graph.export import export_pyg
-    from ctxrec.training.models import make_model
+          config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields."),
+          split_dir: Optional[Path] = SplitDirOpt,
+          refit: bool = typer.Option(False, "--refit", help="After selection on validation, train again on "
+                                                            "train+val for the chosen epochs and save that model.")) -> None:
+    """Export the graph, train a model (selection on validation, never on test) and save it."""
+    import dataclasses
+    import inspect
+    import time
 
-    with _open(store, db, uri, read_only=True) as st:
-        graph = export_pyg(st)
+    from ctxrec.training.models import MODELS, make_model
+    from ctxrec.training.tuning import refit_params
+
+    split = _split(split_dir)
+    graph = _export(store, db, uri, split)
     if len(graph.train) == 0:
         _fail(f"the store has no interactions to train on ({graph.num_users} users, {graph.num_items} items); "
               "run `ctxrec ingest` with an interactions file whose rows reference known items")
@@ -296,10 +331,6 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
     if set(feats) - set(have):
         _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
-    import inspect
-
-    from ctxrec.training.models import MODELS
-
     kwargs = {"features": tuple(feats)} if model == "context_gnn" else {}
     if model in MODELS and "train" in inspect.signature(MODELS[model]).parameters:  # the trained ones
         kwargs["train"] = _train_config(epochs, lr, seed, config)
@@ -307,35 +338,63 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
         m = make_model(model, **kwargs)
     except (ValueError, TypeError) as e:
         _fail(str(e))
-    m.fit(graph)
+    start = time.perf_counter()
+    m.fit(graph.without_test())  # the model never holds a test pair
+    seconds = time.perf_counter() - start
+    val = m.evaluate("val", protocol="per_user")
+    line = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k.endswith("@20"))
+    typer.echo(f"{m.name} fitted in {seconds:.1f} s; validation (per_user) {line}")
+    if refit:
+        if not len(graph.val):
+            _fail("--refit needs validation pairs to select the epochs on, and this split has none")
+        split = _split(split_dir, refit=True)
+        m = make_model(model, **refit_params(m, {}, kwargs))
+        start = time.perf_counter()
+        m.fit(_export(store, db, uri, split).without_test())
+        typer.echo(f"{m.name} refit on train+val in {time.perf_counter() - start:.1f} s")
     m.save(out)
-    val = m.evaluate("val")
-    typer.echo(f"{m.name} saved to {out}; validation " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()
-                                                                  if k.endswith("@20")))
+    (out / "split.json").write_text(json.dumps(dataclasses.asdict(split), indent=2))
+    typer.echo(f"{m.name} saved to {out}")
 
 
-def _load(store: str, db: Path, uri: Optional[str], model_dir: Path):
-    from ctxrec.graph.export import export_pyg
+def _load(store: str, db: Path, uri: Optional[str], model_dir: Path, split_dir: Optional[Path] = None):
+    """A saved model on a fresh export (``model.graph``, test pairs included) of the split it was
+    trained with (its ``split.json``), or of the files of ``split_dir``."""
+    from ctxrec.data import SplitConfig
     from ctxrec.training.recommender import Recommender
 
     if not (model_dir / "manifest.json").is_file():
         _fail(f"{model_dir}: no saved model here; run `ctxrec train --out {model_dir}` first")
-    with _open(store, db, uri, read_only=True) as st:
-        graph = export_pyg(st)
-    return Recommender.load(model_dir, graph)
+    saved = model_dir / "split.json"
+    if split_dir is not None:
+        split = _split(split_dir)
+    elif saved.is_file():
+        split = SplitConfig(**json.loads(saved.read_text()))
+    else:
+        split = SplitConfig()
+    return Recommender.load(model_dir, _export(store, db, uri, split))
 
 
 @app.command()
 def evaluate(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
              model_dir: Path = typer.Option(Path(".ctxrec/model"), "--model-dir"),
              split: str = typer.Option("test", help="val | test"),
-             ks: List[int] = typer.Option([10, 20], "--k", help="Cut-offs.")) -> None:
-    """Full-ranking metrics of a saved model (train items masked)."""
-    model = _load(store, db, uri, model_dir)
+             ks: List[int] = typer.Option([10, 20], "--k", help="Cut-offs."),
+             protocol: str = typer.Option("per_user", help="per_user (one query per user, the standard one) | "
+                                                           "per_context (one per user, time slot and place) | session"),
+             split_dir: Optional[Path] = SplitDirOpt) -> None:
+    """Full-ranking metrics of a saved model (the user's train, and for test val, items masked)."""
+    from ctxrec.training.evaluation import eval_queries
+    from ctxrec.training.evaluation import evaluate as evaluate_model
+
+    model = _load(store, db, uri, model_dir, split_dir)
     try:
-        res = model.evaluate(split, ks=tuple(ks))
+        res = evaluate_model(model, model.graph, split, ks=tuple(ks), protocol=protocol)
+        queries, _ = eval_queries(model.graph, split, protocol)
     except ValueError as e:
         _fail(str(e))
+    # how many queries of how many users were scored, in the same JSON object
+    res.update({"queries": len(queries.user), "users": len(set(queries.user.tolist()))})
     typer.echo(json.dumps(res, indent=2))
 
 
@@ -630,43 +689,129 @@ benchmark_app = typer.Typer(help="Benchmarks on real data: every model, honest p
 app.add_typer(benchmark_app, name="benchmark")
 
 
+MarkdownOpt = typer.Option("BENCHMARKS.md", help="Markdown file whose section is rewritten ('' for none).")
+BenchModelsOpt = typer.Option("mostpop,itemknn,ease,implicit_als,implicit_bpr,mf_bpr,lightgcn,content_knn,context_gnn",
+                              help="Models, comma-separated (content_knn: one row per feature, raw, centred and "
+                                   "whitened).")
+GridsOpt = typer.Option(None, "--grids", help="Grid changes per model as JSON or @file, e.g. "
+                                              "'{\"ease\": {\"l2\": [50, 200, 800]}}' (chosen on validation).")
+
+
 @benchmark_app.command("movielens")
 def benchmark_movielens(
+        ctx: typer.Context,
         data: Path = typer.Option(..., help="MovieLens-100K folder (u.data, u.item, u.user; optional "
                                             "items_details.csv and posters/)."),
         protocol: str = typer.Option("temporal", help="temporal | random | cold_items | context_shift; "
-                                                      "comma-separated for several."),
+                                                      "comma-separated for several (ignored with --split-dir)."),
         seeds: str = typer.Option("0,1,2", help="Seeds, comma-separated (mean and std over them)."),
-        models: str = typer.Option("mostpop,itemknn,ease,mf_bpr,lightgcn,content_knn,context_gnn",
-                                    help="Models, comma-separated."),
+        models: str = BenchModelsOpt,
         epochs: int = typer.Option(60, help="Maximum epochs of trained models (early stopping on validation)."),
         features: str = typer.Option("text,image", help="Item features of the context GNN: text, image."),
         image_options: Optional[str] = typer.Option(None, "--image-options",
                                                     help="Image encoder options as JSON or @file, e.g. real "
                                                          "weights: '{\"arch\": \"ViT-B-32\", \"weights\": \"/path\"}'."),
-        out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json and plots."),
-        markdown: Optional[Path] = typer.Option(Path("BENCHMARKS.md"), help="Markdown file whose section is "
-                                                                             "rewritten ('' for none)."),
+        split_dir: Optional[Path] = SplitDirOpt,
+        grids: Optional[str] = GridsOpt,
+        out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json."),
+        markdown: str = MarkdownOpt,
         cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
-    """Train every model on MovieLens-100K, print the table, write JSON, plots and BENCHMARKS.md rows."""
+    """Every model on MovieLens-100K: select on validation, refit on train+val, test under per_user and per_context."""
     from ctxrec.bench.movielens import run as run_bench
-    from ctxrec.data import PROTOCOLS
 
     if not (data / "u.data").is_file():
         _fail(f"--data {data}: no u.data there; give the MovieLens-100K folder (e.g. ../shared/data/ml100k)")
-    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
-    bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad or not protocols:
-        _fail(f"--protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    protocols = ["files"] if split_dir is not None else _protocols(protocol)
     names = [m.strip() for m in models.split(",") if m.strip()]
     feats = tuple(f.strip() for f in features.split(",") if f.strip())
     options = _json_option(image_options, "--image-options") if image_options else None
     for p in protocols:
         try:
             run_bench(data, protocol=p, seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats,
-                      image_options=options, out_dir=out, cache_dir=cache, markdown=markdown or None)
+                      image_options=options, out_dir=out, cache_dir=cache, markdown=_path_or_none(markdown),
+                      grids=_json_option(grids, "--grids") if grids else None, split_dir=split_dir,
+                      command=_command_line(ctx))
         except ValueError as e:
             _fail(str(e))
+
+
+@benchmark_app.command("store")
+def benchmark_store(
+        ctx: typer.Context,
+        store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
+        name: str = typer.Option("store", help="Benchmark name: <out>/<name>_<protocol>.json and the Markdown "
+                                               "section."),
+        protocol: str = typer.Option("temporal", help="temporal | random | cold_items | context_shift; "
+                                                      "comma-separated for several (ignored with --split-dir)."),
+        split_dir: Optional[Path] = SplitDirOpt,
+        seeds: str = typer.Option("0,1,2", help="Seeds, comma-separated (a --split-dir split is the same for "
+                                                "every seed; the seed then varies initialisation only)."),
+        models: str = BenchModelsOpt,
+        epochs: int = typer.Option(60, help="Maximum epochs of trained models (early stopping on validation)."),
+        features: Optional[str] = typer.Option(None, help="Item vectors for content k-NN rows and the context GNN, "
+                                                          "comma-separated (default: every item vector stored)."),
+        grids: Optional[str] = GridsOpt,
+        out: Path = typer.Option(Path("benchmarks"), help="Folder for the JSON file."),
+        markdown: str = MarkdownOpt) -> None:
+    """Every model on any ingested store: select on validation, refit on train+val, test under per_user and
+    per_context."""
+    from ctxrec.bench.quality import SPLITS
+    from ctxrec.bench.quality import run as run_quality
+    from ctxrec.data import SplitConfig
+    from ctxrec.graph.export import read_store
+
+    protocols = ["files"] if split_dir is not None else _protocols(protocol)
+    if split_dir is not None and not split_dir.is_dir():
+        _split(split_dir)  # exits with the message
+    with _open(store, db, uri, read_only=True) as st:
+        tables, vectors = read_store(st)
+    have = sorted({n for (label, n) in vectors if label == "Item"})
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
+    if set(feats) - set(have):
+        _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    source = f"{store} store {uri or db}" + (f", split files {split_dir}" if split_dir is not None else "")
+    for p in protocols:
+        split = SplitConfig(protocol=p, split_dir=None if split_dir is None else str(split_dir), **SPLITS[p])
+        try:
+            run_quality(tables, vectors, f"{name}_{p}", split, seeds=_ints(seeds, "--seeds"), models=names,
+                        epochs=epochs, features=feats, out_dir=out, markdown=_path_or_none(markdown),
+                        grids=_json_option(grids, "--grids") if grids else None, command=_command_line(ctx),
+                        source=source)
+        except ValueError as e:
+            _fail(str(e))
+
+
+def _protocols(text: str) -> List[str]:
+    from ctxrec.data import PROTOCOLS
+
+    protocols = [p.strip() for p in text.split(",") if p.strip()]
+    allowed = [p for p in PROTOCOLS if p != "files"]
+    if not protocols or any(p not in allowed for p in protocols):
+        _fail(f"--protocol {text!r}: choose from {', '.join(allowed)} (or give --split-dir)")
+    return protocols
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The running command with every option that differs from its default (``ctxrec benchmark
+    store --db ...``), for the benchmark's record: it reruns the same benchmark."""
+    import shlex
+
+    words = ctx.command_path.split()
+    words[0] = "ctxrec"
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value == param.default or not param.opts:
+            continue
+        value = value if isinstance(value, (list, tuple)) else [value]
+        for v in value:
+            words += [param.opts[0], str(v)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _path_or_none(text: Optional[str]) -> Optional[Path]:
+    """A path option where '' means none (a Path option would read '' as the current folder)."""
+    return Path(text) if text else None
 
 
 @benchmark_app.command("sweep")

@@ -13,39 +13,105 @@ from tests.test_image_encoder import TINY_CFG
 runner = CliRunner()
 
 
+MODELS = ("mostpop", "itemknn", "content_knn", "context_gnn")
+
+
 @pytest.mark.slow
-def test_benchmark_movielens_writes_table_json_plots_and_markdown(tmp_path):
+def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
     data = write_ml100k(tmp_path / "ml-100k")
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# Benchmarks\n\nkept text\n")
     image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
     args = ["benchmark", "movielens", "--data", str(data), "--protocol", "temporal,cold_items", "--seeds", "0,1",
-            "--models", "mostpop,itemknn,content_knn,context_gnn", "--epochs", "2", "--image-options", image,
+            "--models", ",".join(MODELS), "--epochs", "2", "--image-options", image,
             "--out", str(tmp_path / "out"), "--markdown", str(md), "--cache", str(tmp_path / "cache")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = ["mostpop", "itemknn", *(f"content_knn_{f}{c}" for f in ("text", "image") for c in ("", "_mean", "_whiten")),
+            "context_gnn"]
     for protocol in ("temporal", "cold_items"):
         figures = json.loads((tmp_path / "out" / f"movielens_{protocol}.json").read_text())
-        for model in ("mostpop", "itemknn", "content_knn", "context_gnn"):
-            entry = figures[model]
-            for key in ("ndcg@20", "recall@10", "map@20", "f1@20", "coverage@20", "novelty@20", "gini@20", "train_s"):
-                assert key in entry and entry[key] >= 0, (protocol, model, key)
-            assert len(entry["per_seed"]) == 2
-            assert set(entry["recall@20_by_popularity"]) == {"head", "mid", "tail"}
-        assert figures["_setup"]["protocol"] == protocol
+        for eval_protocol in ("per_user", "per_context"):
+            assert list(figures[eval_protocol]) == rows
+            for model in rows:
+                entry = figures[eval_protocol][model]
+                assert len(entry["per_seed"]) == 2 and all(r["refit"] for r in entry["per_seed"])
+                assert set(entry["recall@20_by_popularity"]) == {"head", "mid", "tail"}
+        # one query per user with held-out items under per_user, at least as many under per_context
+        users = figures["per_user"]["mostpop"]["per_seed"][0]["queries"]
+        assert 0 < users <= figures["per_context"]["mostpop"]["per_seed"][0]["queries"]
+        assert figures["_setup"]["protocol"] == protocol and figures["_setup"]["refit"] is True
         assert figures["_meta"]["command"].startswith("ctxrec benchmark movielens")
-        assert len(figures["_ab_replay"]) == 2
-        assert (tmp_path / "out" / f"movielens_{protocol}_metrics.png").stat().st_size > 0
-        assert (tmp_path / "out" / f"movielens_{protocol}_popularity.png").stat().st_size > 0
-    cold = json.loads((tmp_path / "out" / "movielens_cold_items.json").read_text())
-    assert cold["_setup"]["split"]["test"] > 0 and cold["_setup"]["split"]["test_items"]
+        assert len(figures["_meta"]["data"]["hash"]) == 64
+        assert len(figures["_ab_replay"]) == 2 * 2  # 2 seeds x 2 protocols
     text = md.read_text()
-    assert "kept text" in text and text.count("<!-- movielens:temporal:begin -->") == 1
-    assert "| context_gnn |" in text
+    assert "kept text" in text and text.count("<!-- movielens_temporal:begin -->") == 1
+    assert "| context_gnn |" in text and "Test, protocol `per_user`" in text and "Test, protocol `per_context`" in text
     # a rerun replaces its section instead of adding another
     again = runner.invoke(app, [*args[:5], "temporal", *args[6:]])
     assert again.exit_code == 0, again.output
-    assert md.read_text().count("<!-- movielens:temporal:begin -->") == 1
+    assert md.read_text().count("<!-- movielens_temporal:begin -->") == 1
+
+
+def _quick(data, tmp_path, *extra):
+    """EASE and MostPop, one seed: a fast, deterministic benchmark run."""
+    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
+    out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+    result = runner.invoke(app, ["benchmark", "movielens", "--data", str(data), "--seeds", "0", "--models",
+                                 "mostpop,ease", "--features", "text", "--image-options", image, "--out", str(out),
+                                 "--cache", str(tmp_path / "cache"), *extra])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads(next(out.glob("movielens_*.json")).read_text()), out
+
+
+def test_benchmark_figures_equal_a_direct_evaluation_and_split_files_round_trip(tmp_path):
+    from ctxrec.bench.movielens import prepare
+    from ctxrec.data import SplitConfig, write_split_dir
+    from ctxrec.graph.export import to_rec_graph
+    from ctxrec.training.evaluation import evaluate
+    from ctxrec.training.models import EASE
+
+    data = write_ml100k(tmp_path / "ml-100k")
+    md = tmp_path / "B.md"
+    figures, out = _quick(data, tmp_path, "--markdown", "")  # '' means no Markdown (it used to crash)
+    assert not md.exists() and not (tmp_path / "BENCHMARKS.md").exists()
+    # the benchmark's test figure is the chosen EASE refit on train+val, evaluated once: redo it by hand
+    tables, vectors, _, _ = prepare(data, work_dir=tmp_path / "work", cache_dir=tmp_path / "cache", features=("text",))
+    l2 = figures["per_user"]["ease"]["per_seed"][0]["params"]["l2"]
+    refit = to_rec_graph(tables, vectors, SplitConfig(refit=True))
+    model = EASE(l2=l2).fit(refit.without_test())
+    for protocol in ("per_user", "per_context"):
+        direct = evaluate(model, refit, "test", protocol=protocol)
+        for metric in ("ndcg@20", "recall@20", "map@20"):
+            assert figures[protocol]["ease"][metric] == pytest.approx(direct[metric], abs=1e-9), (protocol, metric)
+    # the same split written to files and read back with --split-dir gives identical figures
+    split_dir = tmp_path / "split"
+    write_split_dir(to_rec_graph(tables, vectors, SplitConfig()), split_dir)
+    again, _ = _quick(data, tmp_path, "--markdown", "", "--split-dir", str(split_dir))
+    assert again["_setup"]["protocol"] == "files"
+    for protocol in ("per_user", "per_context"):
+        for model in ("mostpop", "ease"):
+            for metric in ("ndcg@20", "recall@20", "precision@20", "mrr@20"):
+                assert again[protocol][model][metric] == figures[protocol][model][metric], (protocol, model, metric)
+    assert again["_meta"]["data"]["hash"] == figures["_meta"]["data"]["hash"]
+
+
+def test_benchmark_store_runs_on_any_ingested_store(tmp_path):
+    world = tmp_path / "world"
+    assert runner.invoke(app, ["synth", str(world), "--size", "tiny", "--seed", "1"]).exit_code == 0
+    db = tmp_path / "g.db"
+    res = runner.invoke(app, ["ingest", "--interactions", str(world / "interactions.csv"), "--items",
+                              str(world / "items.csv"), "--context", str(world / "context.csv"), "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["benchmark", "store", "--db", str(db), "--name", "tiny", "--seeds", "0",
+                              "--models", "mostpop,ease", "--out", str(tmp_path / "out"), "--markdown", ""])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    figures = json.loads((tmp_path / "out" / "tiny_temporal.json").read_text())
+    assert set(figures["per_user"]) == {"mostpop", "ease"} and set(figures["per_context"]) == {"mostpop", "ease"}
+    assert figures["_meta"]["command"].startswith("ctxrec benchmark store")
+    bad = runner.invoke(app, ["benchmark", "store", "--db", str(db), "--split-dir", str(tmp_path / "nope"),
+                              "--markdown", ""])
+    assert bad.exit_code == 2 and "no such folder" in bad.output
 
 
 def test_benchmark_sweep_scores_validation_only(tmp_path):
@@ -59,6 +125,7 @@ def test_benchmark_sweep_scores_validation_only(tmp_path):
     assert [r["config"] for r in figures["rows"]] == [{}, {"reg": 0.01}]
     assert all(0 <= r["val_ndcg@20"] <= 1 and r["best_epoch"] in (0, 1) for r in figures["rows"])
     assert all(set(r) == {"config", "val_ndcg@20", "train_s", "best_epoch"} for r in figures["rows"])  # no test figure
+    assert figures["_setup"]["val_protocol"] == "per_user" and len(figures["_meta"]["data"]["hash"]) == 64
     # a second sweep adds its rows (a setting run again replaces its row) and its command
     again = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '[{"context": false}, {}]',
                                 "--epochs", "2", "--image-options", image, "--out", str(tmp_path / "out"),

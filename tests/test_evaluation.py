@@ -129,11 +129,13 @@ def test_metrics_per_protocol(hand):
     # a: [3, 4] of {3, 4}; b: [0, 3] of {4}; c: [0, 1] of {0}
     assert per_user["recall@1"] == pytest.approx((1 / 2 + 0 + 1) / 3)
     assert per_user["recall@2"] == pytest.approx((1 + 0 + 1) / 3)
-    assert (per_user["queries"], per_user["users"]) == (3, 3)
+    queries, _ = eval_queries(hand, "test", "per_user")
+    assert (len(queries.user), len(set(queries.user.tolist()))) == (3, 3)
     # per context, a's item held out in another context is not masked: (a, t0, p1) ranks i3 first, a miss
     per_context = evaluate(model, hand, "test", ks=(1,), protocol="per_context")
     assert per_context["hit_rate@1"] == pytest.approx(2 / 4)
-    assert (per_context["queries"], per_context["users"]) == (4, 3)
+    queries, _ = eval_queries(hand, "test", "per_context")
+    assert (len(queries.user), len(set(queries.user.tolist()))) == (4, 3)
     assert evaluate(model, hand, "val", ks=(1,), protocol="per_user")["hit_rate@1"] == 1.0
 
 
@@ -178,7 +180,8 @@ def test_the_fit_view_has_no_test_pairs_and_says_where_they_are(graph):
     with pytest.raises(ValueError, match=r"evaluate on the full export"):
         model.evaluate("test")
     result = evaluate(model, graph, "test")
-    assert result["users"] == result["queries"] == len(torch.unique(graph.test.user))
+    queries, _ = eval_queries(graph, "test", "per_user")
+    assert len(queries.user) == len(torch.unique(graph.test.user))
     assert result["ndcg@20"] > 0.5  # the checkerboard: each user's group is easy to find
 
 

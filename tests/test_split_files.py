@@ -92,7 +92,7 @@ def test_a_split_read_back_gives_the_same_metrics(built, tmp_path, protocol):
     first, second = EASE(l2=50.0).fit(g.without_test()), EASE(l2=50.0).fit(again.without_test())
     for eval_protocol in ("per_user", "per_context"):
         expected = evaluate(first, g, "test", protocol=eval_protocol)
-        assert expected["queries"] > 0 and expected["ndcg@20"] > 0
+        assert expected["ndcg@20"] > 0
         assert evaluate(second, again, "test", protocol=eval_protocol) == expected
 
 

@@ -15,7 +15,11 @@ Rules, applied by :func:`files_roles`:
   role (train, then val, then test), since a ranking masks a user's train items anyway; the
   number of such pairs is reported in ``info["files"]["conflicts"]``;
 - interactions of the store in no file are left out of everything (message passing, training
-  and evaluation): the files say exactly what the model sees.
+  and evaluation): the files say exactly what the model sees;
+- an optional ``split.json`` (written by :func:`write_split_dir`) names the ``protocol`` that
+  made the roles, so export applies its rules (``temporal``: no event after the user's cut in
+  message passing), and for ``cold_items`` the ``val_items`` / ``test_items`` that are ranked
+  (``RecGraph.candidates``); a hand-made folder may hold one too.
 
 Example:
     >>> write_split_dir(graph, "splits/seed0")  # doctest: +SKIP
@@ -23,6 +27,7 @@ Example:
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -32,6 +37,8 @@ import pandas as pd
 #: roles in the order that wins a conflict
 ROLES = ("train", "val", "test")
 SUFFIXES = (".csv", ".parquet")
+#: facts about the split that per-pair roles cannot hold
+MANIFEST = "split.json"
 
 
 def split_file(directory: str | Path, role: str) -> Optional[Path]:
@@ -143,11 +150,35 @@ def files_roles(pairs: pd.DataFrame, directory: str | Path):
         conflicts += int(taken.sum())
         role[where[~taken]] = code
     counts = {name: int((role == code).sum()) for code, name in enumerate(ROLES)}
+    manifest = _read_manifest(Path(directory), items)
     info = {"files": {"dir": str(directory), "pairs": counts, "conflicts": conflicts,
-                      "unused": int((role < 0).sum())}}
+                      "unused": int((role < 0).sum()), "protocol": manifest.get("protocol")},
+            **{k: manifest[k] for k in ("val_items", "test_items") if k in manifest}}
     if not counts["train"]:
         raise ValueError(f"{directory}: the train file holds no pair of the store; nothing to train on")
     return role, info
+
+
+def _read_manifest(directory: Path, items: set) -> Dict[str, object]:
+    """The folder's ``split.json`` (``{}`` when absent), checked against the store's items."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not JSON ({e}); write e.g. {{\"protocol\": \"temporal\"}} or delete it") from e
+    from ctxrec.data.split_config import PROTOCOLS
+
+    protocol = manifest.get("protocol")
+    made_by = [p for p in PROTOCOLS if p != "files"]
+    if protocol is not None and protocol not in made_by:
+        raise ValueError(f"{path}: protocol must be one of {made_by} or absent, got {protocol!r}")
+    for key in ("val_items", "test_items"):
+        unknown = [i for i in manifest.get(key, []) if str(i) not in items]
+        if unknown:
+            raise ValueError(f"{path}: {len(unknown)} of the {key} are not items of the store (e.g. {unknown[:3]})")
+    return manifest
 
 
 def write_split_dir(graph, directory: str | Path, fmt: str = "csv") -> Dict[str, Path]:
@@ -180,4 +211,10 @@ def write_split_dir(graph, directory: str | Path, fmt: str = "csv") -> Dict[str,
         else:
             frame.to_parquet(path, index=False)
         written[role] = path
+    info = graph.split_info
+    manifest: Dict[str, object] = {"protocol": info.get("files", {}).get("protocol") or info.get("protocol")}
+    for name, items in graph.candidates.items():
+        manifest[f"{name}_items"] = sorted(graph.ids["item"][items.numpy()].astype(str).tolist())
+    written["manifest"] = directory / MANIFEST
+    written["manifest"].write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return written

@@ -20,20 +20,28 @@ from ctxrec.data import Interactions, RecGraph, SplitConfig, session_prefixes, s
 from ctxrec.graph import schema
 from ctxrec.graph.tables import GraphTables
 
-__all__ = ["Vectors", "export_pyg", "interaction_pairs", "to_rec_graph"]
+__all__ = ["Vectors", "export_pyg", "interaction_pairs", "read_store", "to_rec_graph"]
 
 #: (label, vector name) -> (ids, float32 [N, d])
 Vectors = Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]]
 
 
+def read_store(store) -> Tuple[GraphTables, Vectors]:
+    """The whole graph of ``store`` as tables, and every stored node vector."""
+    tables = store.read_subgraph()
+    vectors: Vectors = {}
+    for label in schema.NODES:
+        for name in store.vector_names(label):
+            vectors[(label, name)] = store.read_vectors(label, name)
+    return tables, vectors
+
+
 def export_pyg(store, split: SplitConfig | None = None, vectors: Optional[Vectors] = None) -> RecGraph:
     """Read the whole graph (and every stored vector) from ``store`` into a :class:`RecGraph`."""
-    tables = store.read_subgraph()
     if vectors is None:
-        vectors = {}
-        for label in schema.NODES:
-            for name in store.vector_names(label):
-                vectors[(label, name)] = store.read_vectors(label, name)
+        tables, vectors = read_store(store)
+    else:
+        tables = store.read_subgraph()
     return to_rec_graph(tables, vectors, split)
 
 
@@ -116,7 +124,9 @@ def to_rec_graph(tables: GraphTables, vectors: Optional[Vectors] = None, split: 
 
     # ties at equal timestamps: by item id, then the session id (a stable, documented order)
     ordered = contains.sort_values(["user", "ts", "dst", "src"], kind="stable").reset_index(drop=True)
-    ordered["passing"] = _training_events(ordered, split.protocol)
+    # split files written from a built-in protocol keep its rules (split_files.MANIFEST)
+    made_by = result.info.get("files", {}).get("protocol") or split.protocol
+    ordered["passing"] = _training_events(ordered, made_by)
     prefixes = _session_prefixes(ordered, split.session_len, idx)
 
     def events(frame: pd.DataFrame, prefix: Optional[torch.Tensor] = None) -> Interactions:
@@ -157,8 +167,9 @@ def to_rec_graph(tables: GraphTables, vectors: Optional[Vectors] = None, split: 
     live = pd.Index(passing["src"].unique())  # sessions with at least one training event
     for rel, spec in schema.RELS.items():
         frame = tables.edges[rel]
-        if rel == "INTERACTED":
-            frame = pairs[pairs["role"] == 0]
+        if rel == "INTERACTED":  # train pairs with a training event (all of them, unless edited files say otherwise)
+            trained = pd.MultiIndex.from_frame(passing[["user", "dst"]].drop_duplicates())
+            frame = pairs[(pairs["role"] == 0).to_numpy() & pd.MultiIndex.from_frame(pairs[["src", "dst"]]).isin(trained)]
         elif rel == "CONTAINS":
             frame = passing
         elif rel == "OPENED":
@@ -172,9 +183,9 @@ def to_rec_graph(tables: GraphTables, vectors: Optional[Vectors] = None, split: 
         data[(dst_t, f"rev_{rel_name}", src_t)].edge_index = ei.flip(0)
     data.validate(raise_on_error=True)
     candidates = {}
-    if split.protocol == "cold_items":
+    if made_by == "cold_items":
         for name, key in (("val", "val_items"), ("test", "test_items")):
-            if name == "val" and split.refit:  # the validation items are train items now
+            if (name == "val" and split.refit) or key not in result.info:  # refit: val items are train items
                 continue
             held = pd.Series(result.info[key], dtype=object)
             candidates[name] = torch.as_tensor(idx("item", held), dtype=torch.long)

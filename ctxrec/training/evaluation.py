@@ -171,8 +171,8 @@ def evaluate(model, graph: Optional[RecGraph] = None, split: str = "test", ks: S
         batch_size: queries scored at once (default: 1024).
 
     Returns:
-        ``{"ndcg@20": ..., ...}`` as :func:`~ctxrec.training.metrics.ranking_metrics`, plus
-        ``"queries"`` and ``"users"`` (how many were scored); ``{}`` when the split is empty.
+        ``{"ndcg@20": ..., ...}`` as :func:`~ctxrec.training.metrics.ranking_metrics`; ``{}``
+        when the split is empty. :func:`eval_queries` gives the queries behind them.
 
     Raises:
         ValueError: an unknown split or protocol, or a graph that holds no pairs of ``split``
@@ -189,7 +189,4 @@ def evaluate(model, graph: Optional[RecGraph] = None, split: str = "test", ks: S
         return {}
     queries, relevant = eval_queries(graph, split, protocol)
     top = rank_queries(model, graph, split, queries, max(ks), batch_size)
-    out: Dict[str, float] = ranking_metrics(top, relevant, ks)
-    out["queries"] = int(len(queries.user))
-    out["users"] = int(torch.unique(queries.user).numel())
-    return out
+    return ranking_metrics(top, relevant, ks)
