@@ -104,3 +104,55 @@ def test_shape_errors_say_how_to_fix():
         ranking_metrics(torch.tensor([[0, 1]]), (torch.tensor([0]), torch.tensor([0, 1])), ks=(1,))
     with pytest.raises(ValueError, match="positive"):
         ranking_metrics(torch.tensor([[0, 1]]), [[0]], ks=(0,))
+
+
+def test_parity_with_trec_eval_on_random_rankings():
+    """Every metric agrees with trec_eval (pytrec_eval-terrier) per query to 1e-6.
+
+    trec_eval defines P_K, recall_K, ndcg_cut_K (binary gains, 1/log2(rank + 1)), success_K
+    (= HitRate@K) and recip_rank as :mod:`ctxrec.training.metrics` does. Two differ:
+    recip_rank has no cut-off, so MRR@K is compared with recip_rank of the run cut to its
+    top K; map_cut_K divides AP@K by |relevant| where ctxrec divides by min(|relevant|, K),
+    so MAP@K is compared with ``map_cut_K * |relevant| / min(|relevant|, K)``. F1@K is
+    checked against 2PR/(P+R) of trec_eval's P_K and recall_K.
+    """
+    import numpy as np
+    import pytrec_eval
+
+    rng = np.random.default_rng(7)
+    ks, k_max, n_items, n_queries = (1, 5, 10, 20), 25, 60, 400
+    topk = np.full((n_queries, k_max), -1, dtype=np.int64)
+    relevant = []
+    for q in range(n_queries):
+        length = int(rng.integers(0, k_max + 1))  # 0..25 ranked items, the rest -1 padding
+        topk[q, :length] = rng.choice(n_items, size=length, replace=False)
+        # 0..30 relevant items: some queries have none (skipped), many have more than K
+        relevant.append(rng.choice(n_items, size=int(rng.integers(0, 31)), replace=False).tolist())
+    # trec_eval ranks by score, so each item's score is its rank reversed (no ties)
+    run = {str(q): {str(i): float(k_max - r) for r, i in enumerate(row) if i >= 0} for q, row in enumerate(topk)}
+    qrels = {str(q): {str(i): 1 for i in rel} for q, rel in enumerate(relevant) if rel}
+    cuts = ",".join(map(str, ks))
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {f"P.{cuts}", f"recall.{cuts}", f"ndcg_cut.{cuts}",
+                                                 f"success.{cuts}", f"map_cut.{cuts}"}).evaluate(run)
+    rr = {k: pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(
+        {q: {i: s for i, s in items.items() if s > k_max - k} for q, items in run.items()}) for k in ks}
+
+    values, kept = per_query_metrics(torch.from_numpy(topk), relevant, ks=ks)
+    assert [str(q) for q in kept.tolist()] == sorted(ref, key=int)
+    n_rel = np.array([len(relevant[q]) for q in kept.tolist()], dtype=np.float64)
+    for k in ks:
+        def col(measure, table=ref):
+            return np.array([table[str(q)][measure] for q in kept.tolist()])
+
+        p, r = col(f"P_{k}"), col(f"recall_{k}")
+        expected = {"precision": p, "recall": r, "ndcg": col(f"ndcg_cut_{k}"), "hit_rate": col(f"success_{k}"),
+                    "mrr": col("recip_rank", rr[k]), "map": col(f"map_cut_{k}") * n_rel / np.minimum(n_rel, k),
+                    "f1": np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)}
+        assert set(expected) == set(METRICS)
+        for name, want in expected.items():
+            np.testing.assert_allclose(values[f"{name}@{k}"].double().numpy(), want, atol=1e-6, rtol=0,
+                                       err_msg=f"{name}@{k}")
+    means = ranking_metrics(torch.from_numpy(topk), relevant, ks=ks)
+    assert means == pytest.approx({name: float(v.mean()) for name, v in values.items()}, abs=1e-9)
+    # the cases that tell the MAP normalisers and padding apart did occur
+    assert (n_rel > 20).any() and (topk == -1).any() and len(kept) < n_queries
