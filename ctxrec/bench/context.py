@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List, Sequence
 
-from ctxrec.bench.report import aggregate, table, write_report
+from ctxrec.bench.report import aggregate, hash_world, split_facts, table, write_report
 
 METRICS = ("ndcg@20", "recall@20")
 
@@ -25,8 +25,11 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "context", epochs: int = 
     from ctxrec.training.trainer import TrainConfig
 
     runs: Dict[str, List[Dict[str, float]]] = {}
+    hashes: Dict[str, str] = {}
+    splits: Dict[str, Dict[str, object]] = {}
     for seed in seeds:
         w, graph = synthetic_graph(world, seed=seed, features=("text",), cache_dir=cache_dir)
+        hashes[str(seed)], splits[str(seed)] = hash_world(w), split_facts(graph)
         models = {
             "oracle": lambda: Oracle(w.preference, w.item_ids),
             "mostpop": lambda: make_model("mostpop"),
@@ -60,6 +63,9 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "context", epochs: int = 
                          "selection": "early stopping on validation NDCG@20"}
     seeds_arg = ",".join(map(str, seeds))
     path = write_report("context_world", figures, out_dir,
-                        command=f"ctxrec bench context --seeds {seeds_arg} --world {world} --epochs {epochs}")
+                        command=f"ctxrec bench context --seeds {seeds_arg} --world {world} --epochs {epochs}",
+                        data={"hash": hashes, "source": f"synthetic world {world!r} (ctxrec.datasets.SIZES), "
+                                                        f"hash per world seed"},
+                        split=splits)
     print(f"\nwritten to {path}")
     return figures

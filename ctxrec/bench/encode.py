@@ -20,7 +20,7 @@ from typing import Callable, Dict, List
 
 import torch
 
-from ctxrec.bench.report import median, table, write_report
+from ctxrec.bench.report import hash_files, median, table, write_report
 
 
 def _rate(fn: Callable[[], object], n: int) -> float:
@@ -80,6 +80,9 @@ def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = 
         texts = (items["name"] + ": " + items["description"]).tolist()
         img_paths = [f"{tmp}/{p}" for p in items["image_path"].head(images)]
         wav_paths = [f"{tmp}/{p}" for p in items["audio_path"]]
+        data = {"hash": hash_files([files["items"], *img_paths, *wav_paths], root=tmp),
+                "source": f"synthetic world {size!r} (ctxrec.datasets.SIZES) at 224 px: items.csv, "
+                          f"the first {images} images, every audio file"}
         cases = {
             "text": (get_encoder("text"), texts, lambda e: _raw_text(e, texts, 64)),
             "image": (get_encoder("image"), img_paths, lambda e: _raw_image(e, img_paths, 32)),
@@ -106,6 +109,7 @@ def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = 
                          "note": "image: ViT-B-32 with random weights at 224 px; peak_rss_mb is the process's "
                                  "peak so far (cumulative over encoders, in this order)"}
     path = write_report("encode", figures, out_dir,
-                        command=f"ctxrec bench encode --size {size} --repeats {repeats} --images {images}")
+                        command=f"ctxrec bench encode --size {size} --repeats {repeats} --images {images}",
+                        data=data)
     print(f"\nwritten to {path}")
     return figures

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import pandas as pd
 
-from ctxrec.bench.report import table, write_report
+from ctxrec.bench.report import hash_tables, table, write_report
 from ctxrec.graph import schema
 
 PER_ROW_MERGE = """
@@ -177,7 +177,8 @@ def run(stores: Sequence[str] = ("embedded", "neo4j"), config: IngestBenchConfig
     figures["_setup"] = {**cfg.__dict__, "interactions": int(tables.edges["CONTAINS"].shape[0]),
                          "build_tables_s": build_s}
     cmd = (f"ctxrec bench ingest --stores {','.join(stores)} --users {cfg.users} --per-row {cfg.per_row} "
-           f"--knn-items {cfg.knn_items} --dim {cfg.dim}")
-    path = write_report("ingest", figures, out_dir, command=cmd)
+           f"--knn-items {cfg.knn_items} --dim {cfg.dim} --queries {cfg.queries}")
+    data = {"hash": hash_tables(tables), "source": f"ctxrec.bench.ingest.world_tables({cfg.users}, seed={cfg.seed})"}
+    path = write_report("ingest", figures, out_dir, command=cmd, data=data)
     print(f"\nwritten to {path}")
     return figures

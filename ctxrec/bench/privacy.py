@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ctxrec.bench.report import table, write_report
+from ctxrec.bench.report import hash_world, split_facts, table, write_report
 from ctxrec.training.recommender import Context, Recommender
 
 
@@ -64,9 +64,9 @@ def run(epsilons: Sequence[float] = (8, 4, 1, 0.5), delta: float = 1e-5, clip: O
     from ctxrec.training.models import make_model
     from ctxrec.training.trainer import TrainConfig
 
-    clip = float(clip) if clip is not None else math.sqrt(hidden)
+    clip_arg, clip = clip, float(clip) if clip is not None else math.sqrt(hidden)
     t0 = time.perf_counter()
-    _, graph = synthetic_graph(world, seed=seed)
+    w, graph = synthetic_graph(world, seed=seed)
     model = make_model("context_gnn", hidden=hidden, features=(),
                        train=TrainConfig(epochs=epochs, seed=seed, device="cpu")).fit(graph)
     model.eval()
@@ -109,9 +109,19 @@ def run(epsilons: Sequence[float] = (8, 4, 1, 0.5), delta: float = 1e-5, clip: O
                    "scoring": "test split, full ranking, train+val items masked, the model's query MLP and item "
                               "vectors with the bundle's noised user vectors"},
     }
-    eps_arg = ",".join(f"{e:g}" for e in epsilons)
-    path = write_report("privacy", figures, out_dir,
-                        command=f"ctxrec bench privacy --epsilons {eps_arg} --delta {delta:g} --world {world} "
-                                f"--epochs {epochs}")
+    eps_arg = ",".join(_number(e) for e in epsilons)
+    command = (f"ctxrec bench privacy --epsilons {eps_arg} --delta {_number(delta)} --world {world} --epochs {epochs} "
+               f"--noise-seeds {','.join(map(str, noise_seeds))}"
+               + (f" --clip {_number(clip_arg)}" if clip_arg is not None else ""))
+    path = write_report("privacy", figures, out_dir, command=command,
+                        data={"hash": hash_world(w), "source": f"synthetic world {world!r} (ctxrec.datasets.SIZES), "
+                                                               f"seed {seed}"},
+                        split=split_facts(graph))
     print(f"\nwritten to {path}")
     return figures
+
+
+def _number(x: float) -> str:
+    """``x`` as the CLI reads it back exactly: ``%g`` when that loses nothing (``8``, ``1e-05``)."""
+    short = f"{float(x):g}"
+    return short if float(short) == float(x) else repr(float(x))

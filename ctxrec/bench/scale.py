@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Sequence
 
-from ctxrec.bench.report import table, write_report
+from ctxrec.bench.report import hash_world, split_facts, table, write_report
 
 BASE_USERS = 6300  # x 20 sessions x 5 events ~ 630k interactions at 1x, just over 10M at 16x
 
@@ -37,7 +37,9 @@ def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # kB on Linux
 
 
-def build_worker(factor: int, base_users: int, path: str) -> Dict[str, float]:
+def build_worker(factor: int, base_users: int, path: str) -> Dict[str, object]:
+    """Build and save one size's graph; its figures, then (after them, so they do not count) under
+    ``_data`` and ``_split`` the hash of the world and the split facts."""
     import time
 
     import torch
@@ -48,8 +50,9 @@ def build_worker(factor: int, base_users: int, path: str) -> Dict[str, float]:
     world, graph = synthetic_graph(_world(factor, base_users))
     seconds = time.perf_counter() - t0
     torch.save(graph, path)
-    return {"interactions": len(world.interactions), "train_events": len(graph.train),
-            "build_s": seconds, "build_peak_rss_gb": _rss_gb()}
+    out: Dict[str, object] = {"interactions": len(world.interactions), "train_events": len(graph.train),
+                              "build_s": seconds, "build_peak_rss_gb": _rss_gb()}
+    return {**out, "_data": hash_world(world), "_split": split_facts(graph)}
 
 
 def train_worker(path: str, batch_size: int, fanout: Sequence[int], batches: int, warmup: int = 3) -> Dict[str, float]:
@@ -118,11 +121,14 @@ def run(factors: Sequence[int] = (1, 4, 16), base_users: int = BASE_USERS, batch
         fanout: Sequence[int] = (10, 5), batches: int = 60, out_dir: str = "benchmarks") -> Dict[str, object]:
     """Build and train at each size; print the table; write ``benchmarks/scale.json``."""
     figures: Dict[str, object] = {}
+    hashes: Dict[str, str] = {}
+    splits: Dict[str, object] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="ctxrec-scale-") as tmp:
         for f in factors:
             path = str(Path(tmp) / f"graph{f}.pt")
             built = _child(["build", f, base_users, path])
+            hashes[f"{f}x"], splits[f"{f}x"] = built.pop("_data"), built.pop("_split")
             trained = _child(["train", path, batch_size, ",".join(map(str, fanout)), batches])
             Path(path).unlink()
             entry = {**built, **trained, "us_per_event": 1e6 * trained["epoch_s"] / built["train_events"]}
@@ -146,7 +152,10 @@ def run(factors: Sequence[int] = (1, 4, 16), base_users: int = BASE_USERS, batch
                                     if batches > 0 else "one whole epoch, median batch x batches")}
     path = write_report("scale", figures, out_dir,
                         command=f"ctxrec bench scale --factors {','.join(map(str, factors))} --base-users {base_users} "
-                                       f"--batches {batches}")
+                                f"--batch-size {batch_size} --batches {batches}",
+                        data={"hash": hashes, "source": f"synthetic worlds of ctxrec.bench.scale._world(factor, "
+                                                        f"{base_users}), hash per size"},
+                        split=splits)
     print(f"\nwritten to {path}")
     return figures
 

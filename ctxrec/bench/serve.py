@@ -23,7 +23,7 @@ from typing import Dict
 from urllib.parse import quote
 
 from ctxrec.bench.loadgen import load, percentile
-from ctxrec.bench.report import table, write_report
+from ctxrec.bench.report import hash_files, split_facts, table, write_report
 
 
 def _free_port() -> int:
@@ -33,7 +33,9 @@ def _free_port() -> int:
 
 
 def prepare(folder: Path, items: int, users: int, seed: int = 0) -> Dict[str, object]:
-    """World -> embedded store -> ContextGNN (1 epoch) saved in ``folder/model``."""
+    """World -> embedded store -> ContextGNN (1 epoch) saved in ``folder/model``; its facts, with the
+    ids to draw requests from under ``ids``, the seed files' hash under ``data`` and the split under
+    ``split``."""
     from ctxrec.datasets.synthetic import WorldConfig, generate_world
     from ctxrec.graph.export import export_pyg
     from ctxrec.graph.ingest import ingest
@@ -53,6 +55,9 @@ def prepare(folder: Path, items: int, users: int, seed: int = 0) -> Dict[str, ob
     model = ContextGNN(hidden=64, features=(), train={"epochs": 1, "seed": seed}).fit(graph)
     model.save(folder / "model")
     return {"items": graph.num_items, "users": graph.num_users, "train_events": len(graph.train),
+            "data": {"hash": hash_files([files[k] for k in ("interactions", "items", "context")]),
+                     "source": f"synthetic world of {users} users, {items} items, seed {seed} (ctxrec.bench.serve)"},
+            "split": split_facts(graph),
             "ids": {"users": [str(u) for u in graph.ids["user"]], "items": [str(i) for i in graph.ids["item"]],
                     "times": [str(t) for t in graph.ids["time"]], "places": [str(p) for p in graph.ids["place"]]},
             "prepare_s": time.perf_counter() - t0}
@@ -71,7 +76,7 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
     with tempfile.TemporaryDirectory(prefix="ctxrec-serve-") as tmp:
         folder = Path(tmp)
         facts = prepare(folder, items, users, seed)
-        ids = facts.pop("ids")
+        ids, data, split = facts.pop("ids"), facts.pop("data"), facts.pop("split")
         port = _free_port()
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         log = open(folder / "server.log", "w")  # a file, not a pipe: a full pipe would stall the server
@@ -126,7 +131,7 @@ def run(items: int = 100_000, users: int = 1000, requests: int = 2000, concurren
                          "client": "ctxrec.bench.loadgen (asyncio HTTP/1.1, keep-alive) in another process"}
     path = write_report("serve", figures, out_dir, command=f"ctxrec bench serve --items {items} --users {users} "
                                                             f"--requests {requests} --concurrency {concurrency} "
-                                                            f"--repeats {repeats}")
+                                                            f"--repeats {repeats}", data=data, split=split)
     print(f"\nwritten to {path}")
     return figures
 

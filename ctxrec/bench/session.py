@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List, Sequence
 
-from ctxrec.bench.report import aggregate, table, write_report
+from ctxrec.bench.report import aggregate, hash_world, split_facts, table, write_report
 
 METRICS = ("ndcg@20", "recall@20", "mrr@20")
 SESSION_LEN = 10
@@ -28,8 +28,11 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "session", epochs: int = 
     from ctxrec.training.trainer import TrainConfig
 
     runs: Dict[str, List[Dict[str, float]]] = {}
+    hashes: Dict[str, str] = {}
+    splits: Dict[str, Dict[str, object]] = {}
     for seed in seeds:
-        _, graph = synthetic_graph(world, seed=seed, split=SplitConfig(session_len=SESSION_LEN))
+        w, graph = synthetic_graph(world, seed=seed, split=SplitConfig(session_len=SESSION_LEN))
+        hashes[str(seed)], splits[str(seed)] = hash_world(w), split_facts(graph)
 
         def cfg() -> TrainConfig:
             return TrainConfig(epochs=epochs, seed=seed, patience=10, val_protocol="session")
@@ -64,6 +67,9 @@ def run(seeds: Sequence[int] = (0, 1, 2), world: str = "session", epochs: int = 
                          "protocol": "one query per held-out event with its earlier session items (masked)",
                          "selection": "early stopping on validation NDCG@20, session protocol"}
     path = write_report("session_world", figures, out_dir,
-                        command=f"ctxrec bench session --seeds {','.join(map(str, seeds))} --epochs {epochs}")
+                        command=f"ctxrec bench session --seeds {','.join(map(str, seeds))} --epochs {epochs}",
+                        data={"hash": hashes, "source": f"synthetic world {world!r} (ctxrec.datasets.SIZES), "
+                                                        f"hash per world seed"},
+                        split=splits)
     print(f"\nwritten to {path}")
     return figures

@@ -13,23 +13,24 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
-from ctxrec.bench.report import median, table, write_report
+from ctxrec.bench.report import hash_world, median, split_facts, table, write_report
 
 MODELS = ("lightgcn", "context_gnn")
 
 
-def worker(size: str, epochs: int, repeats: int) -> Dict[str, List[float]]:
-    """In-process part: seconds per epoch for each model, ``repeats`` times."""
+def worker(size: str, epochs: int, repeats: int) -> Dict[str, object]:
+    """In-process part: seconds per epoch for each model, ``repeats`` times, and the world's hash
+    and split facts under ``_data`` and ``_split``."""
     import torch
 
     from ctxrec.datasets.graphs import synthetic_graph
     from ctxrec.training.models import make_model
     from ctxrec.training.trainer import TrainConfig
 
-    _, graph = synthetic_graph(size)
-    out: Dict[str, List[float]] = {}
+    world, graph = synthetic_graph(size)
+    out: Dict[str, object] = {"_data": hash_world(world), "_split": split_facts(graph)}
     for name in MODELS:
         times = []
         for rep in range(repeats):
@@ -50,6 +51,7 @@ def _busy() -> subprocess.Popen:
 def run(size: str = "small", epochs: int = 5, repeats: int = 3, out_dir: str = "benchmarks") -> Dict[str, object]:
     """Run every condition and write ``benchmarks/train.json``."""
     results: Dict[str, Dict[str, float]] = {}
+    provenance: Dict[str, object] = {}
     rows = []
     for load in ("idle", "busy"):
         for policy in ("ACTIVE", "PASSIVE"):
@@ -65,6 +67,11 @@ def run(size: str = "small", epochs: int = 5, repeats: int = 3, out_dir: str = "
                     hog.kill()
                     hog.wait()
             measured = json.loads(proc.stdout.strip().splitlines()[-1])
+            if provenance.setdefault("data", measured["_data"]) != measured["_data"]:
+                raise RuntimeError(f"bench train: condition {load}/{policy} trained on other data "
+                                   f"({measured['_data']} != {provenance['data']}); synthetic_graph({size!r}) "
+                                   "is meant to be the same in every process")
+            provenance.setdefault("split", measured["_split"])
             key = f"{load}/{policy}"
             results[key] = {m: median(measured[m]) for m in MODELS}
     ref = results["idle/ACTIVE"]
@@ -76,7 +83,9 @@ def run(size: str = "small", epochs: int = 5, repeats: int = 3, out_dir: str = "
                for k, v in results.items()}
     figures["_setup"] = {"size": size, "epochs": epochs, "repeats": repeats}
     path = write_report("train", figures, out_dir,
-                        command=f"ctxrec bench train --size {size} --epochs {epochs} --repeats {repeats}")
+                        command=f"ctxrec bench train --size {size} --epochs {epochs} --repeats {repeats}",
+                        data={"hash": provenance["data"], "source": f"synthetic world {size!r} (ctxrec.datasets.SIZES)"},
+                        split=provenance["split"])
     print(f"\nwritten to {path}")
     return figures
 
