@@ -20,3 +20,10 @@ def test_bench_serve_small(tmp_path):
         assert len(entry["rounds"]) == (1 if endpoint.endswith("(with reasons)") else 2)
     assert saved["_batching"]["requests"] >= 2 * 40 and saved["_batching"]["batches"] >= 1
     assert figures["_setup"]["items"] == 300
+    # the world of 30 users and 300 items (seed 0) through the embedded store and its temporal split;
+    # counts from this run, fixed by the generator and the split
+    assert saved["_setup"]["train_events"] == 1084
+    assert saved["_meta"]["split"]["events"] == {"train": 1084, "val": 86, "test": 233}
+    assert len(saved["_meta"]["data"]["hash"]) == 64 and "30 users, 300 items" in saved["_meta"]["data"]["source"]
+    assert saved["_meta"]["command"] == ("ctxrec bench serve --items 300 --users 30 --requests 40 --concurrency 4 "
+                                         "--repeats 2")
