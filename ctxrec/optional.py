@@ -25,6 +25,7 @@ WITH_TORCHAUDIO = _has("torchaudio")
 WITH_SENTENCE_TRANSFORMERS = _has("sentence_transformers")
 WITH_FAISS = _has("faiss")
 WITH_FASTAPI = _has("fastapi")
+WITH_IMPLICIT = _has("implicit")
 
 #: import name -> (pip extra that brings it, package on PyPI)
 INSTALL_HINTS = {
@@ -38,6 +39,7 @@ INSTALL_HINTS = {
     "faiss": ("ann", "faiss-cpu"),
     "fastapi": ("serve", "fastapi"),
     "uvicorn": ("serve", "uvicorn"),
+    "implicit": ("peers", "implicit"),
 }
 
 

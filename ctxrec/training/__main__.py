@@ -91,6 +91,7 @@ def _train_fields(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def main(argv: Optional[List[str]] = None) -> int:
     from ctxrec.training.distributed import cleanup, init_distributed
+    from ctxrec.training.evaluation import evaluate
     from ctxrec.training.models import make_model
     from ctxrec.training.trainer import TrainConfig
 
@@ -122,14 +123,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.features or args.dropout is not None:
             parser.error(f"--features and --dropout apply to context_gnn, not {args.model}")
         model = make_model(args.model, train=train, **kwargs)
-        model.fit(graph)
+        model.fit(graph.without_test())  # no test pair within the model's reach
         if rank == 0:
             hist = model.history
             metrics = {
                 "model": model.name, "world_size": world, "backend": _backend(), "device": str(device),
                 "seconds": hist.seconds, "total_seconds": time.perf_counter() - start,
                 "epochs_run": len(hist.val), "best_epoch": hist.best_epoch,
-                "val": model.evaluate("val"), "test": model.evaluate("test"),
+                "val": model.evaluate("val"), "test": evaluate(model, graph, "test", protocol="per_context"),
+                "test_per_user": evaluate(model, graph, "test", protocol="per_user"),
                 "history": {"loss": hist.loss, "val": hist.val},
             }
             line = ", ".join(f"{k} {v:.4f}" for k, v in metrics["val"].items() if k.endswith("@20"))

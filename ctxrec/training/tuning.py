@@ -1,7 +1,7 @@
 """Grid search for any registered model, chosen on the validation split and never on test.
 
 Every combination of a small grid is built with :func:`~ctxrec.training.models.make_model`,
-fitted on ``graph.train`` and scored with ``model.evaluate("val")``; the best fitted model
+fitted on ``graph.without_test()`` and scored with ``model.evaluate("val")``; the best fitted model
 is returned with every trial, so a benchmark can report what was tried and how long it
 took. Test metrics stay untouched until the caller evaluates the returned model once.
 
@@ -9,7 +9,7 @@ Example:
     >>> model, params, trials = tune("ease", {"l2": [100.0, 500.0]}, graph)  # doctest: +SKIP
     >>> params  # doctest: +SKIP
     {'l2': 100.0}
-    >>> model.evaluate("test")["ndcg@20"]  # doctest: +SKIP
+    >>> evaluate(model, graph, "test")["ndcg@20"]  # doctest: +SKIP
 """
 from __future__ import annotations
 
