@@ -693,6 +693,8 @@ MarkdownOpt = typer.Option("BENCHMARKS.md", help="Markdown file whose section is
 BenchModelsOpt = typer.Option("mostpop,itemknn,ease,implicit_als,implicit_bpr,mf_bpr,lightgcn,content_knn,context_gnn",
                               help="Models, comma-separated (content_knn: one row per feature, raw, centred and "
                                    "whitened).")
+WriteSplitsOpt = typer.Option(None, "--write-splits", help="Also write each seed's split as train/val/test files "
+                                                          "to DIR/seed<k> (rerun one with --split-dir).")
 GridsOpt = typer.Option(None, "--grids", help="Grid changes per model as JSON or @file, e.g. "
                                               "'{\"ease\": {\"l2\": [50, 200, 800]}}' (chosen on validation).")
 
@@ -712,6 +714,7 @@ def benchmark_movielens(
                                                     help="Image encoder options as JSON or @file, e.g. real "
                                                          "weights: '{\"arch\": \"ViT-B-32\", \"weights\": \"/path\"}'."),
         split_dir: Optional[Path] = SplitDirOpt,
+        write_splits: Optional[Path] = WriteSplitsOpt,
         grids: Optional[str] = GridsOpt,
         out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json."),
         markdown: str = MarkdownOpt,
@@ -730,7 +733,7 @@ def benchmark_movielens(
             run_bench(data, protocol=p, seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats,
                       image_options=options, out_dir=out, cache_dir=cache, markdown=_path_or_none(markdown),
                       grids=_json_option(grids, "--grids") if grids else None, split_dir=split_dir,
-                      command=_command_line(ctx))
+                      command=_command_line(ctx), write_splits=write_splits and write_splits / p)
         except ValueError as e:
             _fail(str(e))
 
@@ -744,6 +747,7 @@ def benchmark_store(
         protocol: str = typer.Option("temporal", help="temporal | random | cold_items | context_shift; "
                                                       "comma-separated for several (ignored with --split-dir)."),
         split_dir: Optional[Path] = SplitDirOpt,
+        write_splits: Optional[Path] = WriteSplitsOpt,
         seeds: str = typer.Option("0,1,2", help="Seeds, comma-separated (a --split-dir split is the same for "
                                                 "every seed; the seed then varies initialisation only)."),
         models: str = BenchModelsOpt,
@@ -777,7 +781,7 @@ def benchmark_store(
             run_quality(tables, vectors, f"{name}_{p}", split, seeds=_ints(seeds, "--seeds"), models=names,
                         epochs=epochs, features=feats, out_dir=out, markdown=_path_or_none(markdown),
                         grids=_json_option(grids, "--grids") if grids else None, command=_command_line(ctx),
-                        source=source)
+                        source=source, write_splits=write_splits and write_splits / p)
         except ValueError as e:
             _fail(str(e))
 

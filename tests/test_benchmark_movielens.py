@@ -73,7 +73,8 @@ def test_benchmark_figures_equal_a_direct_evaluation_and_split_files_round_trip(
 
     data = write_ml100k(tmp_path / "ml-100k")
     md = tmp_path / "B.md"
-    figures, out = _quick(data, tmp_path, "--markdown", "")  # '' means no Markdown (it used to crash)
+    figures, out = _quick(data, tmp_path, "--markdown", "", "--write-splits", str(tmp_path / "written"))
+    # '' means no Markdown (it used to crash after the whole run)
     assert not md.exists() and not (tmp_path / "BENCHMARKS.md").exists()
     # the benchmark's test figure is the chosen EASE refit on train+val, evaluated once: redo it by hand
     tables, vectors, _, _ = prepare(data, work_dir=tmp_path / "work", cache_dir=tmp_path / "cache", features=("text",))
@@ -87,7 +88,10 @@ def test_benchmark_figures_equal_a_direct_evaluation_and_split_files_round_trip(
     # the same split written to files and read back with --split-dir gives identical figures
     split_dir = tmp_path / "split"
     write_split_dir(to_rec_graph(tables, vectors, SplitConfig()), split_dir)
-    again, _ = _quick(data, tmp_path, "--markdown", "", "--split-dir", str(split_dir))
+    written = tmp_path / "written" / "temporal" / "seed0"  # what --write-splits wrote: the same bytes
+    assert sorted(p.name for p in written.iterdir()) == sorted(p.name for p in split_dir.iterdir())
+    assert all((written / p.name).read_bytes() == p.read_bytes() for p in split_dir.iterdir())
+    again, _ = _quick(data, tmp_path, "--markdown", "", "--split-dir", str(written))
     assert again["_setup"]["protocol"] == "files"
     for protocol in ("per_user", "per_context"):
         for model in ("mostpop", "ease"):

@@ -69,7 +69,7 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
         image_options: Optional[dict] = None, out_dir: str | Path = "benchmarks",
         cache_dir: str | Path = ".ctxrec/cache", markdown: Optional[str | Path] = "BENCHMARKS.md",
         grids: Optional[Dict[str, Dict[str, list]]] = None, split_dir: Optional[str | Path] = None,
-        command: str = "") -> Dict[str, object]:
+        command: str = "", write_splits: Optional[str | Path] = None) -> Dict[str, object]:
     """Run :func:`ctxrec.bench.quality.run` on the MovieLens folder ``data``.
 
     ``split_dir`` (with ``protocol="files"``) reads the split from files instead. The figures
@@ -92,7 +92,8 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
     facts["image_encoder"] = image_options or SMALL_CLIP
     return run_quality(tables, vectors, f"movielens_{protocol}", split, seeds=seeds, models=models, epochs=epochs,
                        features=features, out_dir=out_dir, markdown=markdown, grids=grids, user_groups_of=user_groups,
-                       command=command, source=f"MovieLens-100K folder {data}", facts=facts)
+                       command=command, source=f"MovieLens-100K folder {data}", facts=facts,
+                       write_splits=write_splits)
 
 
 def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str = "temporal",

@@ -134,7 +134,7 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         epochs: int = 60, features: Optional[Sequence[str]] = None, out_dir: str | Path = "benchmarks",
         markdown: Optional[str | Path] = "BENCHMARKS.md", grids: Optional[Dict[str, Dict[str, list]]] = None,
         user_groups_of=None, command: str = "", source: str = "", facts: Optional[dict] = None,
-        refit: bool = True) -> Dict[str, object]:
+        refit: bool = True, write_splits: Optional[str | Path] = None) -> Dict[str, object]:
     """Select, refit and test every model; print the tables; write JSON and Markdown.
 
     Args:
@@ -155,7 +155,11 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         source: a description of the data, recorded beside its hash.
         facts: more facts about the data, recorded in ``_setup`` (default: none).
         refit: refit on train+val after selection (default: True).
+        write_splits: also write each seed's split as files to ``<write_splits>/seed<k>``
+            (:func:`~ctxrec.data.write_split_dir`), to rerun it with ``split_dir`` or give it
+            to another library (default: None).
     """
+    from ctxrec.data import write_split_dir
     from ctxrec.graph.export import to_rec_graph
     from ctxrec.training.models import make_model
     from ctxrec.training.replay import replay_ab
@@ -171,6 +175,8 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
     for seed in seeds:
         chosen = dataclasses.replace(split, seed=seed)
         graph = to_rec_graph(tables, vectors, chosen)
+        if write_splits:
+            write_split_dir(graph, Path(write_splits) / f"seed{seed}")
         refitted = refit and len(graph.val) > 0
         test_graph = to_rec_graph(tables, vectors, dataclasses.replace(chosen, refit=True)) if refitted else graph
         facts_split = split_facts(test_graph)
