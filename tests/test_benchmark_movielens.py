@@ -44,6 +44,8 @@ def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
         assert figures["_meta"]["command"].startswith("ctxrec benchmark movielens")
         assert len(figures["_meta"]["data"]["hash"]) == 64
         assert len(figures["_ab_replay"]) == 2 * 2  # 2 seeds x 2 protocols
+        for plot in ("metrics", "popularity"):
+            assert (tmp_path / "out" / f"movielens_{protocol}_{plot}.png").stat().st_size > 0
     text = md.read_text()
     assert "kept text" in text and text.count("<!-- movielens_temporal:begin -->") == 1
     assert "| context_gnn |" in text and "Test, protocol `per_user`" in text and "Test, protocol `per_context`" in text

@@ -17,8 +17,9 @@ model:
 Rows: ``content_knn`` is reported once per item feature and per centring (raw, mean-centred,
 whitened: ``content_knn_text``, ``content_knn_text_mean``, ...); every other model once.
 Figures (mean and std over seeds) go to ``<out>/<name>.json`` under ``per_user`` and
-``per_context``, then per model, with the data's hash and the split in ``_meta``; the table
-goes into a Markdown file between markers. Nothing here knows a dataset: the MovieLens
+``per_context``, then per model, with the data's hash and the split in ``_meta``; two plots
+beside it (``<name>_metrics.png``, ``<name>_popularity.png``); the table goes into a Markdown
+file between markers. Nothing here knows a dataset: the MovieLens
 command (:mod:`ctxrec.bench.movielens`) and the store command both call :func:`run`.
 """
 from __future__ import annotations
@@ -225,6 +226,7 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         print(table([_table_row(r.label, figures[protocol][r.label]) for r in rows],
                     ["model", "ndcg@20", "±ndcg@20", *COLUMNS[1:8], "train_s"]))
     path = write_report(name, figures, out_dir, command=command, data=data, split=facts_split)
+    _plots(figures, [r.label for r in rows], name, Path(out_dir))
     if markdown:
         write_markdown(Path(markdown), name, figures, [r.label for r in rows], command, data["hash"])
     print(f"\nwritten to {path}")
@@ -248,6 +250,18 @@ def _replay(rows: List[Row], runs, per_query, seed: int, replay_ab) -> List[Dict
     return out
 
 
+def _plots(figures, labels: Sequence[str], name: str, out_dir: Path) -> None:
+    """``<name>_metrics.png`` (NDCG@20 and Recall@20 per protocol, mean ± std over seeds) and
+    ``<name>_popularity.png`` (per_user Recall@20 by item popularity group)."""
+    from ctxrec.viz import plot_group_bars, plot_metric_bars
+
+    bars = {m: {f"{k} {p}": (figures[p][m][k], figures[p][m][f"{k}_std"]) for p in EVAL_PROTOCOLS
+                for k in ("ndcg@20", "recall@20")} for m in labels}
+    plot_metric_bars(bars, f"{name} (test, mean ± std over seeds)", out_dir / f"{name}_metrics.png")
+    plot_group_bars({m: figures["per_user"][m]["recall@20_by_popularity"] for m in labels},
+                    f"Recall@20 by item popularity group, per_user ({name})", out_dir / f"{name}_popularity.png")
+
+
 def _table_row(label: str, f: Dict[str, object]) -> Dict[str, object]:
     return {"model": label, **{c: f[c] for c in COLUMNS}, "±ndcg@20": f["ndcg@20_std"], "train_s": f["train_s"]}
 
@@ -257,7 +271,8 @@ def write_markdown(path: Path, name: str, figures, labels: Sequence[str], comman
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     head = "| model | " + " | ".join(COLUMNS) + " | val ndcg@20 | refit | train s |"
     lines = [begin, f"Command: `{command}` ({time.strftime('%Y-%m-%d')}); figures in `benchmarks/{name}.json` "
-                    f"(data sha256 `{data_hash[:16]}`)."]
+                    f"(data sha256 `{data_hash[:16]}`), plots `benchmarks/{name}_metrics.png`, "
+                    f"`benchmarks/{name}_popularity.png`."]
     for protocol in EVAL_PROTOCOLS:
         lines += ["", f"Test, protocol `{protocol}` (mean ± std over seeds):", "", head,
                   "|" + "---|" * (len(COLUMNS) + 4)]
