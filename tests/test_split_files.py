@@ -113,10 +113,27 @@ def test_parquet_reads_like_csv(built, temporal, tmp_path):
 def test_val_file_is_optional(built, temporal, tmp_path):
     write_split_dir(temporal, tmp_path)
     (tmp_path / "val.csv").unlink()
-    g = files_graph(built, tmp_path)
+    g = files_graph(built, tmp_path, val=0.0)  # no val file and no share to carve: no validation
     assert len(g.val) == 0 and g.split_info["pairs"]["val"] == 0
     assert g.split_info["pairs"]["unused"] == g.split_info["files"]["unused"] == temporal.split_info["pairs"]["val"]
     assert id_pairs(g, g.test) == id_pairs(temporal, temporal.test)
+
+
+def test_without_a_val_file_validation_is_carved_from_train_and_the_refit_gives_it_back(built, temporal, tmp_path):
+    write_split_dir(temporal, tmp_path)
+    (tmp_path / "val.csv").unlink()
+    train_file = set(map(tuple, pd.read_csv(tmp_path / "train.csv", dtype=str).to_numpy()))
+    g = files_graph(built, tmp_path)  # SplitConfig.val = 0.1: each user's latest tenth of the train pairs
+    carved = id_pairs(g, g.val)
+    assert carved and carved <= train_file and not carved & id_pairs(g, g.train)
+    assert g.split_info["files"]["val_from_train"] == len(carved)
+    # the temporal rule: within a user, every carved pair is at least as late as every train pair
+    first_ts = built.edges["INTERACTED"].set_index(["src", "dst"])["first_ts"]
+    for user in {u for u, _ in carved}:
+        latest_train = max(first_ts[(u, i)] for u, i in id_pairs(g, g.train) if u == user)
+        assert all(first_ts[(u, i)] >= latest_train for u, i in carved if u == user)
+    refit = files_graph(built, tmp_path, refit=True)
+    assert len(refit.val) == 0 and id_pairs(refit, refit.train) == train_file
 
 
 # --- errors ----------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ model:
    ``per_user`` protocol; trained models also stop early on it, which fixes their epoch count;
 2. **refit** — the chosen setting is fitted again on train+validation
    (``SplitConfig(refit=True)``: the validation pairs join training and message passing), for
-   the chosen number of epochs, without early stopping; when the split has no validation
-   pairs, the selected model is kept (the table says ``refit: no``);
+   the chosen number of epochs, without early stopping (``refit=False`` keeps the selected
+   model; the table's ``refit`` column says which);
 3. **test** — the refit model is evaluated once on test under both protocols of
    :mod:`ctxrec.training.evaluation`, ``per_user`` (the standard one) and ``per_context``.
 
@@ -176,9 +176,13 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
     for seed in seeds:
         chosen = dataclasses.replace(split, seed=seed)
         graph = to_rec_graph(tables, vectors, chosen)
+        if not len(graph.val):
+            raise ValueError(f"the split ({split.protocol}) has no validation pairs to choose settings on: give a "
+                             "non-empty val file, leave the val file out (each user's latest 10% of train pairs "
+                             "then validate), or use a protocol with val > 0")
         if write_splits:
             write_split_dir(graph, Path(write_splits) / f"seed{seed}")
-        refitted = refit and len(graph.val) > 0
+        refitted = refit
         test_graph = to_rec_graph(tables, vectors, dataclasses.replace(chosen, refit=True)) if refitted else graph
         facts_split = split_facts(test_graph)
         groups = user_groups_of(graph) if user_groups_of else None

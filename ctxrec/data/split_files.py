@@ -16,6 +16,9 @@ Rules, applied by :func:`files_roles`:
   number of such pairs is reported in ``info["files"]["conflicts"]``;
 - interactions of the store in no file are left out of everything (message passing, training
   and evaluation): the files say exactly what the model sees;
+- without a val file, model selection takes each user's latest ``SplitConfig.val`` share of
+  the train pairs as validation, and the refit (``SplitConfig(refit=True)``) trains on the whole
+  train file again (:func:`ctxrec.data.splits.files_split`);
 - an optional ``split.json`` (written by :func:`write_split_dir`) names the ``protocol`` that
   made the roles, so export applies its rules (``temporal``: no event after the user's cut in
   message passing), and for ``cold_items`` the ``val_items`` / ``test_items`` that are ranked

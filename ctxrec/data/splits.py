@@ -245,10 +245,23 @@ def _unsort(role_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def files_split(pairs: pd.DataFrame, split: SplitConfig) -> SplitResult:
     """The roles written in the files of ``split.split_dir`` (see :mod:`ctxrec.data.split_files`):
-    0, 1, 2 as everywhere, and ``-1`` for pairs in no file, which are left out of everything."""
-    from ctxrec.data.split_files import files_roles
+    0, 1, 2 as everywhere, and ``-1`` for pairs in no file, which are left out of everything.
+
+    A folder without a val file gets validation pairs for model selection from its train
+    pairs, by the ``temporal`` rule: each user's latest ``floor(n * split.val)`` train pairs
+    (by ``(first_ts, dst)``; users with fewer than ``min_pairs`` keep them all). With
+    ``refit=True`` they are train again, so the refit trains on exactly the train file.
+    ``info["files"]["val_from_train"]`` counts them.
+    """
+    from ctxrec.data.split_files import files_roles, split_file
 
     role, info = files_roles(pairs, split.split_dir)
+    if split_file(split.split_dir, "val") is None and split.val > 0:
+        train = np.flatnonzero(role == TRAIN)
+        carve = SplitConfig(test=split.val, val=0.0, min_pairs=split.min_pairs)
+        carved = temporal_split(pairs.iloc[train], carve).role == TEST
+        role[train[carved]] = VAL
+        info["files"]["val_from_train"] = int(carved.sum())
     return SplitResult(role, info)
 
 
