@@ -389,7 +389,8 @@ def test_peers_cold_items_score_zero(peer, tmp_path):
 
 def test_peers_without_implicit_say_how_to_install(two_groups, monkeypatch):
     monkeypatch.setitem(sys.modules, "implicit", None)  # makes `import implicit` fail, as if absent
-    with pytest.raises(ImportError, match=r"`ImplicitALS` needs 'implicit': pip install implicit"):
+    with pytest.raises(ImportError, match=r"`ImplicitALS` needs 'implicit': "
+                                          r"pip install 'ctxrec\[peers\]' \(or pip install implicit\)"):
         ImplicitALS().fit(two_groups)
     with pytest.raises(ImportError, match=r"`ImplicitBPR` needs 'implicit'"):
         ImplicitBPR().fit(two_groups)
