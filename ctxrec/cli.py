@@ -289,6 +289,14 @@ def _split(split_dir: Optional[Path], refit: bool = False):
     return SplitConfig(protocol="files", split_dir=str(split_dir), refit=refit)
 
 
+def _features(features: Optional[str], have: List[str]) -> List[str]:
+    """The item vectors --features names (default: every one the store has), or exit naming the missing."""
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
+    if set(feats) - set(have):
+        _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    return feats
+
+
 def _export(store: str, db: Path, uri: Optional[str], split):
     """Export the store's graph with ``split``; a bad split file exits with its message."""
     from ctxrec.graph.export import export_pyg
@@ -327,10 +335,7 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     if len(graph.train) == 0:
         _fail(f"the store has no interactions to train on ({graph.num_users} users, {graph.num_items} items); "
               "run `ctxrec ingest` with an interactions file whose rows reference known items")
-    have = sorted(k[2:] for k in graph.data["item"].keys() if k.startswith("x_"))
-    feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
-    if set(feats) - set(have):
-        _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    feats = _features(features, sorted(k[2:] for k in graph.data["item"].keys() if k.startswith("x_")))
     kwargs = {"features": tuple(feats)} if model == "context_gnn" else {}
     if model in MODELS and "train" in inspect.signature(MODELS[model]).parameters:  # the trained ones
         kwargs["train"] = _train_config(epochs, lr, seed, config)
@@ -765,14 +770,11 @@ def benchmark_store(
     from ctxrec.graph.export import read_store
 
     protocols = ["files"] if split_dir is not None else _protocols(protocol)
-    if split_dir is not None and not split_dir.is_dir():
-        _split(split_dir)  # exits with the message
+    if split_dir is not None:
+        _split(split_dir)  # a missing folder exits here, before the store is read
     with _open(store, db, uri, read_only=True) as st:
         tables, vectors = read_store(st)
-    have = sorted({n for (label, n) in vectors if label == "Item"})
-    feats = [f.strip() for f in features.split(",") if f.strip()] if features else have
-    if set(feats) - set(have):
-        _fail(f"--features {sorted(set(feats) - set(have))} not in the store; it has {have} (run ctxrec encode)")
+    feats = _features(features, sorted({n for (label, n) in vectors if label == "Item"}))
     names = [m.strip() for m in models.split(",") if m.strip()]
     source = f"{store} store {uri or db}" + (f", split files {split_dir}" if split_dir is not None else "")
     for p in protocols:

@@ -108,20 +108,20 @@ def last_context(events: Interactions, users: torch.Tensor) -> Tuple[torch.Tenso
 
     Latest by ``events.ts`` when present, ties (and no ``ts``) going to the later row.
     """
+    none = torch.full_like(users, -1)
     n = len(events)
-    if events.ts is not None:
-        by_rank = torch.argsort(events.ts, stable=True)  # rows by time; ties keep row order
-    else:
-        by_rank = torch.arange(n)
+    if n == 0:
+        return none, none.clone()
+    # rows by time (ties keep row order), and each row's rank in that order
+    by_rank = torch.argsort(events.ts, stable=True) if events.ts is not None else torch.arange(n)
     rank = torch.empty(n, dtype=torch.long)
     rank[by_rank] = torch.arange(n)
-    size = int(max(int(users.max()) if users.numel() else -1, int(events.user.max()) if n else -1)) + 1
-    best = torch.full((size,), -1, dtype=torch.long)
-    best.scatter_reduce_(0, events.user, rank, reduce="amax")
+    size = max(int(users.max()) if users.numel() else -1, int(events.user.max())) + 1
+    best = torch.full((size,), -1, dtype=torch.long).scatter_reduce_(0, events.user, rank, reduce="amax")
     latest = best[users]
-    row = by_rank[latest.clamp(min=0)] if n else latest
-    time = torch.where(latest >= 0, events.time[row] if n else latest, -1)
-    place = torch.where(latest >= 0, events.place[row] if n else latest, -1)
+    row = by_rank[latest.clamp(min=0)]
+    time = torch.where(latest >= 0, events.time[row], none)
+    place = torch.where(latest >= 0, events.place[row], none)
     return time, place
 
 

@@ -128,8 +128,6 @@ class Recommender(abc.ABC):
         """
         from ctxrec.training.evaluation import evaluate
 
-        if self.graph is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(graph) first")
         return evaluate(self, self.graph, split, ks=ks, protocol=protocol, batch_size=batch_size)
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
