@@ -156,3 +156,18 @@ def test_catalogue_scores_equal_the_torch_product():
     assert torch.equal(got.topk(10, dim=1).indices, (queries @ items.T).topk(10, dim=1).indices)
     wide = catalogue_scores(queries.double(), items.double())  # other dtypes go through torch
     assert torch.allclose(wide, (queries @ items.T).double(), atol=1e-5)
+
+
+def test_lightgcn_precomputed_normalisation_matches_pyg(checkerboard):
+    """The CSR adjacency normalised once gives PyG's LightGCN embeddings normalised per call."""
+    from torch_geometric.nn.models import LightGCN as PygLightGCN
+
+    model = LightGCN(embedding_dim=8, num_layers=3, train=FAST)
+    model.prepare(checkerboard)
+    reference = PygLightGCN(checkerboard.num_users + checkerboard.num_items, 8, 3)
+    reference.load_state_dict(model.model.state_dict())
+    ei = checkerboard.data["user", "interacted", "item"].edge_index
+    u, i = ei[0], ei[1] + checkerboard.num_users
+    expected = reference.get_embedding(torch.stack([torch.cat([u, i]), torch.cat([i, u])]))
+    assert torch.allclose(model.model.get_embedding(model.adj_t), expected, atol=1e-6)
+    assert not torch.allclose(model.model.get_embedding(model.adj_t), model.model.embedding.weight, atol=1e-3)

@@ -1,8 +1,14 @@
 """LightGCN (He et al., 2020, https://arxiv.org/abs/2002.02126) on the user-item
 graph of training pairs, through PyG's :class:`torch_geometric.nn.models.LightGCN`.
-The ID-only baseline: it sees no features and no context."""
+The ID-only baseline: it sees no features and no context.
+
+The symmetric normalisation of the adjacency does not change during training, so it is
+computed once (PyG's ``gcn_norm``) into a sparse CSR matrix and the convolutions run with
+``normalize=False`` over it: the same embeddings as normalising on every call (a test checks
+it), about 10x faster per step on MovieLens-100K."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 from typing import Dict, Optional
 
@@ -12,6 +18,21 @@ from ctxrec.data import RecGraph
 from ctxrec.training.losses import BatchEmbeddings
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig
+
+
+def normalized_adjacency(graph: RecGraph) -> torch.Tensor:
+    """``D^-1/2 A D^-1/2`` of the symmetric user-item graph (users first, then items) as a
+    sparse CSR matrix, rows the targets: ``adj_t @ x`` is one LightGCN propagation step."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    ei = graph.data["user", "interacted", "item"].edge_index
+    u, i = ei[0], ei[1] + graph.num_users
+    n = graph.num_users + graph.num_items
+    edge_index, weight = gcn_norm(torch.stack([torch.cat([u, i]), torch.cat([i, u])]), None, n,
+                                  add_self_loops=False)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul with it is stable
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce().to_sparse_csr()
 
 
 class LightGCN(torch.nn.Module, Recommender):
@@ -44,10 +65,10 @@ class LightGCN(torch.nn.Module, Recommender):
 
         self.graph = graph
         torch.manual_seed(self.train_config.seed)
-        self.model = PygLightGCN(graph.num_users + graph.num_items, self.embedding_dim, self.num_layers)
-        ei = graph.data["user", "interacted", "item"].edge_index
-        u, i = ei[0], ei[1] + graph.num_users
-        self.register_buffer("edge_index", torch.stack([torch.cat([u, i]), torch.cat([i, u])]), persistent=False)
+        n = graph.num_users + graph.num_items
+        self.model = PygLightGCN(n, self.embedding_dim, self.num_layers, normalize=False)
+        # a plain attribute, not a buffer: DDP broadcasts buffers and cannot broadcast sparse ones
+        self.adj_t = normalized_adjacency(graph)
 
     def fit(self, graph: RecGraph) -> "LightGCN":
         self.history = Trainer(self.train_config).fit(self, graph)
@@ -59,7 +80,10 @@ class LightGCN(torch.nn.Module, Recommender):
 
     def _embeddings(self) -> torch.Tensor:
         if self.training or self._cache is None:
-            emb = self.model.get_embedding(self.edge_index)
+            weight = self.model.embedding.weight
+            if self.adj_t.device != weight.device:
+                self.adj_t = self.adj_t.to(weight.device)
+            emb = self.model.get_embedding(self.adj_t)
             if self.training:
                 return emb
             self._cache = emb.detach()
