@@ -134,6 +134,7 @@ def ingested(loaded, tmp_path_factory):
 def test_write_and_ingest(ingested, loaded):
     store, res, paths = ingested
     assert set(paths) == {"interactions", "items", "context", "users", "rejects"}
+    assert sorted(p.name for p in paths["items"].parent.iterdir()) == sorted(p.name for p in paths.values())  # no temp left
     assert len(pd.read_csv(paths["rejects"])) == len(loaded.rejects)
     assert res.summary["rows_rejected"] == 0  # what the loader writes, the build accepts
     counts = store.counts()

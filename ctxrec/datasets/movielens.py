@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -126,7 +127,9 @@ class MovieLens:
         ``year`` columns that ingest ignores), ``context.csv`` (each user's place; no
         ``time_in_site`` or ``shopping_cart``), ``users.csv`` (demographics, for group
         metrics) and, when there are any, ``load_rejects.csv``. Posters stay where they
-        are: ``image_path`` is absolute.
+        are: ``image_path`` is absolute. Each file is written to a temporary name and renamed
+        into place, so a process reading the folder while another writes it (two benchmarks
+        started at once) never reads half a file.
 
         Returns:
             dict: ``"interactions"``, ``"items"``, ``"context"``, ``"users"`` (and
@@ -137,13 +140,13 @@ class MovieLens:
         names = ("interactions", "items", "context", "users")
         paths = {n: out / f"{n}.csv" for n in names}
         inter = self.interactions.assign(time=self.interactions["time"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
-        inter.to_csv(paths["interactions"], index=False, lineterminator="\n")
         items = self.items.drop(columns=["plot"]).assign(genres=self.items["genres"].map("|".join))
-        items.to_csv(paths["items"], index=False, lineterminator="\n")
         context = pd.DataFrame({"user_id": self.users["user_id"], "location": self.users["location"],
                                 "time_in_site": None, "shopping_cart": None})
-        context.to_csv(paths["context"], index=False, lineterminator="\n")
-        self.users.to_csv(paths["users"], index=False, lineterminator="\n")
+        for name, frame in zip(names, (inter, items, context, self.users)):
+            tmp = paths[name].with_name(f".{paths[name].name}.{os.getpid()}.tmp")
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+            os.replace(tmp, paths[name])
         if self.rejects:
             log = RejectLog()
             log.items = list(self.rejects)
