@@ -311,7 +311,7 @@ def _export(store: str, db: Path, uri: Optional[str], split):
 @app.command()
 def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
           model: str = typer.Option("context_gnn", help="mostpop | itemknn | ease | implicit_als | implicit_bpr | "
-                                                         "mf_bpr | content_knn | lightgcn | context_gnn"),
+                                                         "mf_bpr | content_knn | lightgcn | context_gnn | item_graph"),
           out: Path = typer.Option(Path(".ctxrec/model"), help="Folder for the trained model."),
           epochs: int = typer.Option(100, help="Maximum epochs (early stopping on validation)."),
           lr: float = typer.Option(0.005, help="Learning rate."),
@@ -336,7 +336,7 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
         _fail(f"the store has no interactions to train on ({graph.num_users} users, {graph.num_items} items); "
               "run `ctxrec ingest` with an interactions file whose rows reference known items")
     feats = _features(features, sorted(k[2:] for k in graph.data["item"].keys() if k.startswith("x_")))
-    kwargs = {"features": tuple(feats)} if model == "context_gnn" else {}
+    kwargs = {"features": tuple(feats)} if model in ("context_gnn", "item_graph") else {}
     if model in MODELS and "train" in inspect.signature(MODELS[model]).parameters:  # the trained ones
         kwargs["train"] = _train_config(epochs, lr, seed, config)
     try:
@@ -695,7 +695,8 @@ app.add_typer(benchmark_app, name="benchmark")
 
 
 MarkdownOpt = typer.Option("BENCHMARKS.md", help="Markdown file whose section is rewritten ('' for none).")
-BenchModelsOpt = typer.Option("mostpop,itemknn,ease,implicit_als,implicit_bpr,mf_bpr,lightgcn,content_knn,context_gnn",
+BenchModelsOpt = typer.Option("mostpop,itemknn,ease,implicit_als,implicit_bpr,mf_bpr,lightgcn,content_knn,context_gnn,"
+                                 "item_graph",
                               help="Models, comma-separated (content_knn: one row per feature, raw, centred and "
                                    "whitened).")
 WriteSplitsOpt = typer.Option(None, "--write-splits", help="Also write each seed's split as train/val/test files "

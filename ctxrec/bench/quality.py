@@ -35,7 +35,10 @@ from ctxrec.bench.report import aggregate, hash_tables, split_facts, table, writ
 
 #: models of the benchmark, in table order (``content_knn`` expands to one row per feature and centring)
 MODELS = ("mostpop", "itemknn", "ease", "implicit_als", "implicit_bpr", "mf_bpr", "lightgcn", "content_knn",
-          "context_gnn")
+          "context_gnn", "item_graph")
+#: the project's graph models: each is compared, query by query, with EASE and with the best
+#: other model on validation (paired bootstrap on test, per seed and protocol)
+GRAPH_MODELS = ("item_graph", "context_gnn")
 #: the protocols every model is tested under
 EVAL_PROTOCOLS = ("per_user", "per_context")
 #: validation protocol of model selection (and of early stopping)
@@ -91,7 +94,11 @@ def rows_for(models: Sequence[str], features: Sequence[str], epochs: int, protoc
             fixed = {"train.epochs": epochs, "train.patience": 5, "train.val_protocol": SELECT_PROTOCOL}
             if name == "context_gnn":
                 fixed["features"] = tuple(features)
-        out.append(Row(name, name, fixed, dict(merged[name])))
+        grid = dict(merged[name])
+        if name == "item_graph" and "features" not in grid and features:
+            # the modality graph over every feature, or over the first alone, chosen on validation
+            grid["features"] = [list(features)] + ([[features[0]]] if len(features) > 1 else [])
+        out.append(Row(name, name, fixed, grid))
     return out
 
 
@@ -238,19 +245,23 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
 
 
 def _replay(rows: List[Row], runs, per_query, seed: int, replay_ab) -> List[Dict[str, object]]:
-    """Paired bootstrap of the context GNN against the baseline chosen on validation, per protocol."""
+    """Paired bootstrap of each graph model against EASE and against the best other model
+    chosen on validation, per protocol."""
     labels = [r.label for r in rows]
-    if "context_gnn" not in labels or len(labels) < 2:
-        return []
     out = []
-    baselines = [m for m in labels if m != "context_gnn"]
-    best = max(baselines, key=lambda m: runs["per_user"][m][-1]["val_ndcg@20"])  # chosen on validation
-    for protocol in EVAL_PROTOCOLS:
-        result = replay_ab(per_query[protocol][best], per_query[protocol]["context_gnn"], metric="ndcg@20", seed=seed)
-        out.append({"seed": seed, "protocol": protocol, "baseline": best, "model": "context_gnn",
-                    "baseline_mean": result.a, "model_mean": result.b,
-                    **{k: getattr(result, k) for k in ("diff", "ci_low", "ci_high", "n", "p_value")}})
-        print(f"A/B replay ({protocol}), {best} -> context_gnn: {result}", flush=True)
+    others = [m for m in labels if m not in GRAPH_MODELS]
+    if not others:
+        return out
+    best = max(others, key=lambda m: runs["per_user"][m][-1]["val_ndcg@20"])  # chosen on validation
+    for model in (m for m in GRAPH_MODELS if m in labels):
+        for baseline in dict.fromkeys(b for b in ("ease", best) if b in labels):
+            for protocol in EVAL_PROTOCOLS:
+                result = replay_ab(per_query[protocol][baseline], per_query[protocol][model], metric="ndcg@20",
+                                   seed=seed)
+                out.append({"seed": seed, "protocol": protocol, "baseline": baseline, "model": model,
+                            "baseline_mean": result.a, "model_mean": result.b,
+                            **{k: getattr(result, k) for k in ("diff", "ci_low", "ci_high", "n", "p_value")}})
+                print(f"A/B replay ({protocol}), {baseline} -> {model}: {result}", flush=True)
     return out
 
 
@@ -286,7 +297,7 @@ def write_markdown(path: Path, name: str, figures, labels: Sequence[str], comman
             refit = "yes" if all(r["refit"] for r in f["per_seed"]) else "no"
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {f['val_ndcg@20']:.4f} | {refit} | {f['train_s']:.1f} |")
     for r in figures.get("_ab_replay", []):
-        lines.append(f"\nA/B replay, seed {r['seed']}, {r['protocol']}, test NDCG@20 per query: context_gnn − "
+        lines.append(f"\nA/B replay, seed {r['seed']}, {r['protocol']}, test NDCG@20 per query: {r['model']} − "
                      f"{r['baseline']} = {r['diff']:+.4f}, 95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], "
                      f"p = {r['p_value']:.3g}, n = {r['n']}")
     lines.append(end)

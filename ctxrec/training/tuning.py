@@ -34,6 +34,8 @@ DEFAULT_GRIDS: Dict[str, Dict[str, list]] = {
     "implicit_bpr": {"factors": [64, 128], "learning_rate": [0.005, 0.01]},
     "lightgcn": {"num_layers": [1, 2, 3]},
     "context_gnn": {},  # one configuration (the defaults); its epoch is chosen on validation
+    # the benchmark adds "features" (every item vector, or the first alone)
+    "item_graph": {"l2": [300.0, 1000.0], "recency": [5.0, 10.0], "context": [0.0, 0.2]},
 }
 
 

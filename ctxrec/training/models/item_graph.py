@@ -1,0 +1,277 @@
+"""ItemGraph: a user's recency-weighted edges propagated through two item-item graphs,
+the collaborative one and the modality one, with the request's context as a prior.
+
+A user is the set of their training edges, each weighted by how recent it is among the
+user's own edges: :math:`w_{uj} = \\exp(-r_{uj} / \\tau)`, with :math:`r_{uj}` the edge's
+rank counted from the user's latest one (0 for the latest). One propagation step through
+the **collaborative item graph** :math:`B` (the closed-form EASE weights, Steck 2019,
+https://arxiv.org/abs/1905.03375, fitted on the binary train matrix) gives
+
+.. math::
+    s^{cf}_u = \\tilde{\\mathbf{x}}_u B .
+
+The **modality item graph** :math:`K` links each item to its ``k`` nearest items with
+training edges by the cosine of their item vectors (per modality mean-centred and scaled to
+unit length, then concatenated: text and image, say), :math:`K_{ij} \\propto \\max(0,
+\\cos_{ij})`, rows summing to one (the frozen item-item graph of FREEDOM, Zhou and Shen
+2023, https://arxiv.org/abs/2211.06924). A second step through it spreads the
+collaborative scores to similar items. For an item with training edges
+
+.. math::
+    s_{ui} = s^{cf}_{ui} + \\beta\\,(K s^{cf}_u)_i ,
+
+and for an item without (a cold item), which :math:`B` cannot score, the step through
+:math:`K` (from the user's unweighted edges :math:`\\mathbf{x}_u`: recency did not help cold
+items on validation) plus the content match of the user's mean item vector
+:math:`\\mathbf{p}_u` with the item's, rescaled to the same spread over the cold items:
+
+.. math::
+    s_{ui} = (K\\,\\mathbf{x}_u B)_i + \\eta\\,\\frac{\\sigma_u(K \\mathbf{x}_u B)}
+    {\\sigma_u(\\cos)}\\,\\cos(\\mathbf{p}_u, \\mathbf{z}_i) .
+
+With a request context (time slot, place) the score adds
+:math:`\\gamma\\,\\sigma_u\\,(\\mathrm{pmi}(i, t) + \\mathrm{pmi}(i, p))`, the smoothed
+pointwise mutual information of the item with the context node in the training events,
+scaled by :math:`\\sigma_u`, the spread of the user's scores, so that ``context`` means the
+same for every user.
+
+Nothing is trained by gradient descent: a fit is one ``[I, I]`` matrix inversion (as EASE),
+a k-NN search over the item vectors and a few counts; it takes seconds on MovieLens-100K.
+Every weight (``l2``, ``recency``, ``modality``, ``content``, ``context``) is a setting chosen on
+validation (:data:`ctxrec.training.tuning.DEFAULT_GRIDS`).
+
+Without event times (``graph.train.ts`` is None) every edge weighs 1, and
+``recency`` has no effect; ``recency=None`` is that ablation.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ctxrec.data import RecGraph
+from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
+from ctxrec.training.models.ease import EASE
+from ctxrec.training.recommender import Context, Recommender
+
+
+class ItemGraph(Recommender):
+    """Recency-weighted user edges through a collaborative and a modality item graph, with a context prior.
+
+    Args:
+        l2: ridge of the collaborative item graph (EASE's :math:`\\lambda`, > 0) (default: 300.0).
+        recency: :math:`\\tau`, in edges: the weight of a user's edge halves about every
+            ``0.69 * recency`` more recent edges of theirs; ``None`` weighs every edge 1
+            (default: 10.0).
+        features: item vectors for the modality graph, ``x_<name>`` on the graph's items;
+            names the graph lacks are skipped, and with none left there is no modality
+            graph (default: ``("text", "image")``).
+        k: neighbours per item in the modality graph (default: 20).
+        modality: :math:`\\beta`, the weight of the modality step on items with training
+            edges (default: 0.1).
+        content: :math:`\\eta`, the weight of the content match on items without training
+            edges (default: 2.0).
+        context: :math:`\\gamma`, the weight of the context prior; 0 ignores the context
+            (default: 0.0).
+
+    Example:
+        >>> model = ItemGraph(recency=10.0).fit(graph.without_test())  # doctest: +SKIP
+        >>> evaluate(model, graph, "test", protocol="per_user")  # doctest: +SKIP
+    """
+
+    name = "ItemGraph"
+
+    def __init__(self, l2: float = 300.0, recency: Optional[float] = 10.0,
+                 features: Sequence[str] = ("text", "image"), k: int = 20, modality: float = 0.1,
+                 content: float = 2.0, context: float = 0.0) -> None:
+        if not l2 > 0:
+            raise ValueError(f"ItemGraph l2 must be > 0 (the collaborative graph's ridge), got {l2!r}")
+        if recency is not None and not recency > 0:
+            raise ValueError(f"ItemGraph recency must be > 0 (edges) or None (every edge weighs 1), got {recency!r}")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"ItemGraph k must be a positive integer (neighbours per item), got {k!r}")
+        for name, value in (("modality", modality), ("content", content), ("context", context)):
+            if not value >= 0:
+                raise ValueError(f"ItemGraph {name} must be >= 0 (0 turns it off), got {value!r}")
+        self.l2, self.recency, self.features = float(l2), None if recency is None else float(recency), tuple(features)
+        self.k, self.modality, self.content, self.context = k, float(modality), float(content), float(context)
+        self.weights = torch.zeros(0, 0)
+        self.pmi: Dict[str, torch.Tensor] = {}
+
+    def config(self) -> dict:
+        return {"l2": self.l2, "recency": self.recency, "features": list(self.features), "k": self.k,
+                "modality": self.modality, "content": self.content, "context": self.context}
+
+    def prepare(self, graph: RecGraph) -> None:
+        """Everything but the collaborative graph: user edges, modality graph, context counts."""
+        self.graph = graph
+        self.users = user_edges(graph, self.recency)
+        self.plain = self.users if self.recency is None else user_edges(graph, None)
+        warm = torch.bincount(graph.train.item, minlength=graph.num_items) > 0
+        self.warm_items, self.cold_items = torch.nonzero(warm).view(-1), torch.nonzero(~warm).view(-1)
+        self.vectors = item_space(graph, self.features)  # [I, d] (d = 0 without features)
+        self.knn_warm = modality_graph(self.vectors, self.warm_items, self.warm_items, self.k)
+        self.knn_cold = modality_graph(self.vectors, self.cold_items, self.warm_items, self.k)
+        self.profiles = self.plain.mean_of(self.vectors) if self.vectors.size(1) else self.vectors
+        self.pmi = {kind: context_pmi(graph, kind) for kind in ("time", "place")} if self.context else {}
+        self.weights = torch.zeros(graph.num_items, graph.num_items)
+
+    def fit(self, graph: RecGraph) -> "ItemGraph":
+        self.prepare(graph)
+        self.weights = EASE(self.l2).fit(graph).weights
+        return self
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
+        users = torch.as_tensor(users, dtype=torch.long).cpu()
+        cf = self.users.rows(users) @ self.weights
+        out = cf.clone()
+        if self.modality and self.knn_warm._nnz():
+            out[:, self.warm_items] += self.modality * (self.knn_warm @ cf.T).T
+        if len(self.cold_items):
+            plain = cf if self.recency is None else self.plain.rows(users) @ self.weights
+            spread = (self.knn_cold @ plain.T).T  # [B, cold]: the cold items' neighbours' scores
+            if self.content and self.profiles.numel():
+                cos = self.profiles[users] @ self.vectors[self.cold_items].T
+                scale = spread.std(1, keepdim=True) / cos.std(1, keepdim=True).clamp(min=1e-12)
+                spread = spread + self.content * torch.nan_to_num(scale) * cos
+            out[:, self.cold_items] = spread
+        if self.context and context is not None:
+            prior = torch.zeros_like(out)
+            for kind, index in (("time", context.time), ("place", context.place)):
+                index = index.cpu()
+                known = index >= 0
+                if kind in self.pmi and bool(known.any()):
+                    prior[known] += self.pmi[kind][index[known]]
+            out = out + self.context * out.std(1, keepdim=True) * prior
+        return out
+
+    def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The items each item's edge raises most (its row of the collaborative graph)."""
+        items = torch.as_tensor(items, dtype=torch.long)
+        sims = self.weights[items].clone()
+        sims[torch.arange(len(items)), items] = float("-inf")
+        top = sims.topk(min(k, sims.size(1) - 1), dim=1)
+        return top.indices, top.values
+
+    def state(self) -> Dict[str, torch.Tensor]:
+        return {"weights": self.weights}
+
+    def load_state(self, state: Dict[str, torch.Tensor]) -> None:
+        self.weights = state["weights"].float()
+
+
+class UserEdges:
+    """Each user's training items with a weight, as CSR arrays; :meth:`rows` builds dense rows."""
+
+    def __init__(self, offsets: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, num_items: int) -> None:
+        self.offsets, self.items, self.weights, self.num_items = offsets, items, weights, num_items
+
+    def rows(self, users: torch.Tensor) -> torch.Tensor:
+        """``[len(users), num_items]``: each user's edge weights, 0 elsewhere."""
+        start, end = self.offsets[users], self.offsets[users + 1]
+        counts = end - start
+        row = torch.repeat_interleave(torch.arange(len(users)), counts)
+        pos = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        at = torch.repeat_interleave(start, counts) + pos
+        out = torch.zeros(len(users), self.num_items)
+        out[row, self.items[at]] = self.weights[at]
+        return out
+
+    def mean_of(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``[U, d]``: each user's weighted mean of their items' ``vectors``, scaled to unit length."""
+        user = torch.repeat_interleave(torch.arange(len(self.offsets) - 1), self.offsets.diff())
+        total = torch.zeros(len(self.offsets) - 1, vectors.size(1)).index_add_(
+            0, user, vectors[self.items] * self.weights.unsqueeze(1))
+        return F.normalize(total, dim=1)
+
+
+def user_edges(graph: RecGraph, recency: Optional[float]) -> UserEdges:
+    """Each ``(user, item)`` train pair once, weighted :math:`\\exp(-r/\\tau)` by its rank
+    :math:`r` from the user's latest pair (a pair's time is its latest event; equal times keep
+    the later row as the more recent, as :func:`~ctxrec.training.evaluation.last_context` does)."""
+    train, ni = graph.train, graph.num_items
+    n = len(train)
+    order = torch.argsort(train.ts, stable=True) if train.ts is not None else torch.arange(n)
+    position = torch.empty(n, dtype=torch.long)
+    position[order] = torch.arange(n)  # each event's place in time order
+    key = train.user * ni + train.item
+    pairs, inverse = torch.unique(key, return_inverse=True)
+    latest = torch.full((len(pairs),), -1, dtype=torch.long).scatter_reduce(0, inverse, position, reduce="amax")
+    user, item = pairs // ni, pairs % ni
+    by_time = torch.argsort(latest, descending=True, stable=True)  # newest first ...
+    by_time = by_time[torch.argsort(user[by_time], stable=True)]  # ... within each user
+    counts = torch.bincount(user, minlength=graph.num_users)
+    offsets = torch.zeros(graph.num_users + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(counts, 0)
+    rank = torch.arange(len(pairs)) - offsets[user[by_time]]
+    weights = torch.ones(len(pairs)) if recency is None or train.ts is None else torch.exp(-rank.float() / recency)
+    return UserEdges(offsets, item[by_time], weights, ni)
+
+
+def item_space(graph: RecGraph, features: Sequence[str]) -> torch.Tensor:
+    """``[I, d]`` unit item vectors: per feature the graph has, its vectors mean-centred over the
+    catalogue (:func:`~ctxrec.training.models.content_knn.fit_centering`) and scaled to unit
+    length, concatenated, then scaled to unit length again (items with no vector stay 0);
+    ``[I, 0]`` when the graph has none of ``features``."""
+    store = graph.data["item"]
+    parts = []
+    for name in (f for f in features if f"x_{f}" in store):
+        x, mask = vectors_and_mask(graph, name)
+        mean, _ = fit_centering(x, mask)
+        parts.append(F.normalize(x - mean, dim=1) * mask.unsqueeze(1))
+    if not parts:
+        return torch.zeros(graph.num_items, 0)
+    return F.normalize(torch.cat(parts, 1), dim=1)
+
+
+def modality_graph(vectors: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor, k: int,
+                   chunk: int = 2048) -> torch.Tensor:
+    """``[len(rows), I]`` sparse CSR: row ``r`` links item ``rows[r]`` to its ``k`` most similar
+    ``candidates`` (never itself) by the cosine of ``vectors``, weights ``max(0, cos)``
+    summing to 1; no entries without vectors or candidates."""
+    ni = vectors.size(0)
+    k = min(k, len(candidates) - 1)
+    if vectors.size(1) == 0 or len(rows) == 0 or k < 1:
+        return _csr(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (len(rows), ni))
+    pool = vectors[candidates]
+    parts_r, parts_c, parts_v = [], [], []
+    for lo in range(0, len(rows), chunk):
+        batch = rows[lo: lo + chunk]
+        sim = vectors[batch] @ pool.T
+        sim[batch.unsqueeze(1) == candidates.unsqueeze(0)] = float("-inf")  # not itself
+        top = sim.topk(k, dim=1)
+        w = top.values.clamp(min=0)
+        w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
+        parts_r.append(torch.arange(lo, lo + len(batch)).repeat_interleave(k))
+        parts_c.append(candidates[top.indices].reshape(-1))
+        parts_v.append(w.reshape(-1))
+    index = torch.stack([torch.cat(parts_r), torch.cat(parts_c)])
+    return _csr(index, torch.cat(parts_v), (len(rows), ni))
+
+
+def _csr(index: torch.Tensor, values: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
+    """A sparse CSR matrix from COO ``index`` and ``values`` (duplicates summed)."""
+    with warnings.catch_warnings():  # torch's notes that sparse CSR is "beta": its matmul is what we use
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()
+
+
+def context_pmi(graph: RecGraph, kind: str, smoothing: float = 10.0) -> torch.Tensor:
+    """``[n_<kind>, I]``: :math:`\\log \\frac{(c_{ti} + a\\,p_i)/(c_t + a)}{p_i}`, the smoothed
+    pointwise mutual information of each item with each ``kind`` node (``"time"`` or
+    ``"place"``) over the training events; :math:`p_i` is the item's share of events and
+    :math:`a` the ``smoothing`` (pseudo-events); a node without events gets 0."""
+    train = graph.train
+    index = getattr(train, kind)
+    size = graph.data[kind].num_nodes if kind in graph.data.node_types else 0
+    size = max(size, int(index.max()) + 1 if len(index) else 0)
+    known = index >= 0
+    counts = torch.zeros(size, graph.num_items)
+    counts.index_put_((index[known], train.item[known]), torch.ones(int(known.sum())), accumulate=True)
+    pop = torch.bincount(train.item, minlength=graph.num_items).float()
+    p = (pop + 1) / (pop.sum() + graph.num_items)
+    cond = (counts + smoothing * p) / (counts.sum(1, keepdim=True) + smoothing)
+    return torch.log(cond / p)
