@@ -701,6 +701,9 @@ BenchModelsOpt = typer.Option("mostpop,itemknn,ease,implicit_als,implicit_bpr,mf
                                    "whitened).")
 WriteSplitsOpt = typer.Option(None, "--write-splits", help="Also write each seed's split as train/val/test files "
                                                           "to DIR/seed<k> (rerun one with --split-dir).")
+AblationOpt = typer.Option(False, "--ablation", help="Instead of --models: EASE and the default graph model "
+                                                        "(item_graph) with each component switched off in turn, "
+                                                        "written as <name>_ablation.")
 GridsOpt = typer.Option(None, "--grids", help="Grid changes per model as JSON or @file, e.g. "
                                               "'{\"ease\": {\"l2\": [50, 200, 800]}}' (chosen on validation).")
 
@@ -722,6 +725,7 @@ def benchmark_movielens(
         split_dir: Optional[Path] = SplitDirOpt,
         write_splits: Optional[Path] = WriteSplitsOpt,
         grids: Optional[str] = GridsOpt,
+        ablation: bool = AblationOpt,
         out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json."),
         markdown: str = MarkdownOpt,
         cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
@@ -739,7 +743,7 @@ def benchmark_movielens(
             run_bench(data, protocol=p, seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats,
                       image_options=options, out_dir=out, cache_dir=cache, markdown=_path_or_none(markdown),
                       grids=_json_option(grids, "--grids") if grids else None, split_dir=split_dir,
-                      command=_command_line(ctx), write_splits=write_splits and write_splits / p)
+                      command=_command_line(ctx), write_splits=write_splits and write_splits / p, ablation=ablation)
         except ValueError as e:
             _fail(str(e))
 
@@ -761,10 +765,12 @@ def benchmark_store(
         features: Optional[str] = typer.Option(None, help="Item vectors for content k-NN rows and the context GNN, "
                                                           "comma-separated (default: every item vector stored)."),
         grids: Optional[str] = GridsOpt,
+        ablation: bool = AblationOpt,
         out: Path = typer.Option(Path("benchmarks"), help="Folder for the JSON file."),
         markdown: str = MarkdownOpt) -> None:
     """Every model on any ingested store: select on validation, refit on train+val, test under per_user and
     per_context."""
+    from ctxrec.bench.ablation import ablation_rows
     from ctxrec.bench.quality import SPLITS
     from ctxrec.bench.quality import run as run_quality
     from ctxrec.data import SplitConfig
@@ -781,10 +787,12 @@ def benchmark_store(
     for p in protocols:
         split = SplitConfig(protocol=p, split_dir=None if split_dir is None else str(split_dir), **SPLITS[p])
         try:
-            run_quality(tables, vectors, f"{name}_{p}", split, seeds=_ints(seeds, "--seeds"), models=names,
-                        epochs=epochs, features=feats, out_dir=out, markdown=_path_or_none(markdown),
-                        grids=_json_option(grids, "--grids") if grids else None, command=_command_line(ctx),
-                        source=source, write_splits=write_splits and write_splits / p)
+            changes = _json_option(grids, "--grids") if grids else None
+            run_quality(tables, vectors, f"{name}_{p}" + ("_ablation" if ablation else ""), split,
+                        seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats, out_dir=out,
+                        markdown=_path_or_none(markdown), grids=changes, command=_command_line(ctx), source=source,
+                        write_splits=write_splits and write_splits / p,
+                        rows=ablation_rows(feats, p, changes) if ablation else None)
         except ValueError as e:
             _fail(str(e))
 

@@ -6,6 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from ctxrec.bench.ablation import ABLATIONS
 from ctxrec.cli import app
 from tests.ml100k_fixture import write_ml100k
 from tests.test_image_encoder import TINY_CFG
@@ -13,7 +14,7 @@ from tests.test_image_encoder import TINY_CFG
 runner = CliRunner()
 
 
-MODELS = ("mostpop", "itemknn", "content_knn", "context_gnn")
+MODELS = ("mostpop", "itemknn", "content_knn", "context_gnn", "item_graph")
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     rows = ["mostpop", "itemknn", *(f"content_knn_{f}{c}" for f in ("text", "image") for c in ("", "_mean", "_whiten")),
-            "context_gnn"]
+            "context_gnn", "item_graph"]
     for protocol in ("temporal", "cold_items"):
         figures = json.loads((tmp_path / "out" / f"movielens_{protocol}.json").read_text())
         for eval_protocol in ("per_user", "per_context"):
@@ -43,7 +44,11 @@ def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
         assert figures["_setup"]["protocol"] == protocol and figures["_setup"]["refit"] is True
         assert figures["_meta"]["command"].startswith("ctxrec benchmark movielens")
         assert len(figures["_meta"]["data"]["hash"]) == 64
-        assert len(figures["_ab_replay"]) == 2 * 2  # 2 seeds x 2 protocols
+        # item_graph and context_gnn against the best other model on validation (no EASE row here):
+        # 2 graph models x 2 seeds x 2 protocols
+        assert len(figures["_ab_replay"]) == 2 * 2 * 2
+        assert {r["model"] for r in figures["_ab_replay"]} == {"item_graph", "context_gnn"}
+        assert figures["per_user"]["item_graph"]["per_seed"][0]["params"]["features"] in (["text", "image"], ["text"])
         for plot in ("metrics", "popularity"):
             assert (tmp_path / "out" / f"movielens_{protocol}_{plot}.png").stat().st_size > 0
     text = md.read_text()
@@ -115,6 +120,15 @@ def test_benchmark_store_runs_on_any_ingested_store(tmp_path):
     figures = json.loads((tmp_path / "out" / "tiny_temporal.json").read_text())
     assert set(figures["per_user"]) == {"mostpop", "ease"} and set(figures["per_context"]) == {"mostpop", "ease"}
     assert figures["_meta"]["command"].startswith("ctxrec benchmark store")
+    res = runner.invoke(app, ["benchmark", "store", "--db", str(db), "--name", "tiny", "--seeds", "0", "--ablation",
+                              "--out", str(tmp_path / "out"), "--markdown", ""])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    ablation = json.loads((tmp_path / "out" / "tiny_temporal_ablation.json").read_text())
+    assert list(ablation["per_user"]) == ["ease", *ABLATIONS]
+    no_recency = ablation["per_user"]["item_graph_no_recency"]["per_seed"][0]["params"]
+    assert "recency" not in no_recency and "l2" in no_recency  # fixed off, the rest chosen on validation
+    # the full model against EASE (also the best non-graph row here), both protocols
+    assert {(r["baseline"], r["model"]) for r in ablation["_ab_replay"]} == {("ease", "item_graph")}
     bad = runner.invoke(app, ["benchmark", "store", "--db", str(db), "--split-dir", str(tmp_path / "nope"),
                               "--markdown", ""])
     assert bad.exit_code == 2 and "no such folder" in bad.output

@@ -69,12 +69,15 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
         image_options: Optional[dict] = None, out_dir: str | Path = "benchmarks",
         cache_dir: str | Path = ".ctxrec/cache", markdown: Optional[str | Path] = "BENCHMARKS.md",
         grids: Optional[Dict[str, Dict[str, list]]] = None, split_dir: Optional[str | Path] = None,
-        command: str = "", write_splits: Optional[str | Path] = None) -> Dict[str, object]:
+        command: str = "", write_splits: Optional[str | Path] = None, ablation: bool = False) -> Dict[str, object]:
     """Run :func:`ctxrec.bench.quality.run` on the MovieLens folder ``data``.
 
     ``split_dir`` (with ``protocol="files"``) reads the split from files instead. The figures
-    go to ``<out_dir>/movielens_<protocol>.json``.
+    go to ``<out_dir>/movielens_<protocol>.json``; with ``ablation``, the rows of
+    :func:`ctxrec.bench.ablation.ablation_rows` (``models`` unused) go to
+    ``<out_dir>/movielens_<protocol>_ablation.json``.
     """
+    from ctxrec.bench.ablation import ablation_rows
     from ctxrec.bench.quality import run as run_quality
     from ctxrec.data import SplitConfig
 
@@ -90,10 +93,11 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
     command = command or (f"ctxrec benchmark movielens --data {data} --protocol {protocol} "
                           f"--seeds {','.join(map(str, seeds))} --epochs {epochs}")
     facts["image_encoder"] = image_options or SMALL_CLIP
-    return run_quality(tables, vectors, f"movielens_{protocol}", split, seeds=seeds, models=models, epochs=epochs,
-                       features=features, out_dir=out_dir, markdown=markdown, grids=grids, user_groups_of=user_groups,
-                       command=command, source=f"MovieLens-100K folder {data}", facts=facts,
-                       write_splits=write_splits)
+    return run_quality(tables, vectors, f"movielens_{protocol}" + ("_ablation" if ablation else ""), split,
+                       seeds=seeds, models=models, epochs=epochs, features=features, out_dir=out_dir,
+                       markdown=markdown, grids=grids, user_groups_of=user_groups, command=command,
+                       source=f"MovieLens-100K folder {data}", facts=facts, write_splits=write_splits,
+                       rows=ablation_rows(features, protocol, grids) if ablation else None)
 
 
 def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str = "temporal",

@@ -142,7 +142,8 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         epochs: int = 60, features: Optional[Sequence[str]] = None, out_dir: str | Path = "benchmarks",
         markdown: Optional[str | Path] = "BENCHMARKS.md", grids: Optional[Dict[str, Dict[str, list]]] = None,
         user_groups_of=None, command: str = "", source: str = "", facts: Optional[dict] = None,
-        refit: bool = True, write_splits: Optional[str | Path] = None) -> Dict[str, object]:
+        refit: bool = True, write_splits: Optional[str | Path] = None,
+        rows: Optional[Sequence[Row]] = None) -> Dict[str, object]:
     """Select, refit and test every model; print the tables; write JSON and Markdown.
 
     Args:
@@ -166,6 +167,8 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         write_splits: also write each seed's split as files to ``<write_splits>/seed<k>``
             (:func:`~ctxrec.data.write_split_dir`), to rerun it with ``split_dir`` or give it
             to another library (default: None).
+        rows: the table's rows, instead of those of ``models`` (e.g.
+            :func:`ctxrec.bench.ablation.ablation_rows`) (default: None).
     """
     from ctxrec.data import write_split_dir
     from ctxrec.graph.export import to_rec_graph
@@ -175,7 +178,7 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
 
     if features is None:
         features = sorted({n for (label, n) in vectors if label == "Item"})
-    rows = rows_for(models, features, epochs, split.protocol, grids)
+    rows = list(rows) if rows is not None else rows_for(models, features, epochs, split.protocol, grids)
     data = {"hash": hash_tables(tables), "source": source}
     runs: Dict[str, Dict[str, List[Dict[str, object]]]] = {p: {r.label: [] for r in rows} for p in EVAL_PROTOCOLS}
     ab: List[Dict[str, object]] = []
@@ -249,7 +252,7 @@ def _replay(rows: List[Row], runs, per_query, seed: int, replay_ab) -> List[Dict
     chosen on validation, per protocol."""
     labels = [r.label for r in rows]
     out = []
-    others = [m for m in labels if m not in GRAPH_MODELS]
+    others = [r.label for r in rows if r.model not in GRAPH_MODELS]
     if not others:
         return out
     best = max(others, key=lambda m: runs["per_user"][m][-1]["val_ndcg@20"])  # chosen on validation
