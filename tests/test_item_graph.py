@@ -110,3 +110,14 @@ def test_context_prior_follows_the_time_slot(context_board):
 def test_bad_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_model("item_graph", **kwargs)
+
+
+def test_cold_scores_are_on_the_scale_of_the_weighted_edges(cold_pair):
+    """With recency the warm scores come from weights below 1; the cold items' scores (from the
+    unweighted edges) are scaled by the weights' total over the edge count, so they compare."""
+    users = torch.arange(6)
+    plain = ItemGraph(l2=1.0, features=("text",), k=1, content=0.0, recency=None).fit(cold_pair)
+    model = ItemGraph(l2=1.0, features=("text",), k=1, content=0.0, recency=0.5).fit(cold_pair)
+    mass = model.users.rows(users).sum(1) / model.plain.rows(users).sum(1)
+    assert torch.all(mass < 1)
+    assert torch.allclose(model.score(users)[:, 4:], plain.score(users)[:, 4:] * mass.unsqueeze(1), atol=1e-6)

@@ -21,8 +21,9 @@ collaborative scores to similar items. For an item with training edges
     s_{ui} = s^{cf}_{ui} + \\beta\\,(K s^{cf}_u)_i ,
 
 and for an item without (a cold item), which :math:`B` cannot score, the step through
-:math:`K` (from the user's unweighted edges :math:`\\mathbf{x}_u`: recency did not help cold
-items on validation) plus the content match of the user's mean item vector
+:math:`K` (from the user's unweighted edges :math:`\\mathbf{x}_u`, scaled by
+:math:`\\|\\tilde{\\mathbf{x}}_u\\|_1 / \\|\\mathbf{x}_u\\|_1` to the weighted edges' total so that
+cold and warm scores compare: recency did not help cold items on validation) plus the content match of the user's mean item vector
 :math:`\\mathbf{p}_u` with the item's, rescaled to the same spread over the cold items:
 
 .. math::
@@ -131,7 +132,12 @@ class ItemGraph(Recommender):
         if self.modality and self.knn_warm._nnz():
             out[:, self.warm_items] += self.modality * (self.knn_warm @ cf.T).T
         if len(self.cold_items):
-            plain = cf if self.recency is None else self.plain.rows(users) @ self.weights
+            if self.recency is None:
+                plain = cf
+            else:  # unweighted edges, scaled to the weighted edges' total so cold and warm scores compare
+                rows = self.plain.rows(users)
+                mass = self.users.rows(users).sum(1, keepdim=True) / rows.sum(1, keepdim=True).clamp(min=1)
+                plain = (rows @ self.weights) * mass
             spread = (self.knn_cold @ plain.T).T  # [B, cold]: the cold items' neighbours' scores
             if self.content and self.profiles.numel():
                 cos = self.profiles[users] @ self.vectors[self.cold_items].T
