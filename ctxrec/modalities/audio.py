@@ -157,6 +157,9 @@ class AudioEncoder(_ReportsProblems):
             "batch_size": self.batch_size,
         }
 
+    def weights_kind(self) -> str:
+        return "none"
+
     def weights_id(self) -> str:
         spec = json.dumps(self.cache_config(), sort_keys=True)
         return "logmel:" + hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]

@@ -165,6 +165,12 @@ class Encoder(abc.ABC):
             tuple[Tensor, Tensor]: ``([N, output_dim] float32, [N] bool presence mask)``.
         """
 
+    def weights_kind(self) -> str | None:
+        """What the output rests on: ``"pretrained"`` (trained weights), ``"random"`` (an
+        untrained initialisation: tests and smoke runs only), ``"none"`` (a weight-free
+        transform) or :obj:`None` (not declared). Shown by ``ctxrec encoders list``."""
+        return None
+
     @property
     def reads_files(self) -> bool:
         """Whether string inputs are file paths (so a cache hashes the file's bytes).

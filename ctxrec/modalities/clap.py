@@ -113,6 +113,9 @@ class ClapEncoder(_ReportsProblems):
             "silence_threshold": self.silence_threshold,
         }
 
+    def weights_kind(self) -> str:
+        return "pretrained"
+
     def weights_id(self) -> str:
         if self._weights_id is None:
             local_or_hub = folder_or_hub_id(self.model_name, self._source, self._location, self._hub_commit)
@@ -285,6 +288,9 @@ class ClapTextEncoder(Encoder):
 
     def config(self) -> dict:
         return self.clap_encoder.config()
+
+    def weights_kind(self) -> str:
+        return "pretrained"
 
     def weights_id(self) -> str:
         # Same weights; the suffix keeps text vectors in their own cache folder.

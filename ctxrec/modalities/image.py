@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from typing import Any, Sequence
 
 import torch
@@ -28,14 +27,10 @@ from ctxrec.modalities.clip_weights import (
     _resolve_weights,
     _weights_id,
 )
-from ctxrec.modalities.image_io import _label, _problem_message, _read_image
+from ctxrec.modalities.image_io import ImageEncoderWarning, _ReadsImages  # noqa: F401 (the warning is public here)
 
 
-class ImageEncoderWarning(UserWarning):
-    """Some images could not be read; their rows are zero with a ``False`` mask."""
-
-
-class ImageEncoder(Encoder):
+class ImageEncoder(_ReadsImages):
     r"""Image embeddings from an `open_clip <https://github.com/mlfoundations/open_clip>`_ model.
 
     Each image is read with PIL, preprocessed with open_clip's eval transform (resize the
@@ -167,51 +162,15 @@ class ImageEncoder(Encoder):
             self._weights_id = _weights_id(self)
         return self._weights_id
 
-    def encode(self, batch: Sequence[Any]) -> tuple[Tensor, Tensor]:
-        batch = list(batch)
-        out = torch.zeros(len(batch), self.output_dim)
-        mask = torch.zeros(len(batch), dtype=torch.bool)
-        report: dict[str, list] = {"missing": [], "corrupt": []}
-        rows = [i for i, value in enumerate(batch) if not is_missing(value)]
+    def weights_kind(self) -> str:
+        return "random" if self._kind == "random" else "pretrained"
 
-        def preprocess(image):  # builds the model only once an image decodes
-            return self.preprocess(image)
+    def _pixels(self, image) -> Tensor:
+        return self.preprocess(image)
 
-        for start in range(0, len(rows), self.batch_size):
-            pixels, kept = [], []
-            for i in rows[start:start + self.batch_size]:
-                image, problem = _read_image(batch[i], i, preprocess)
-                if problem is not None:
-                    report[problem[0]].append((_label(batch[i], i), problem[1]))
-                else:
-                    pixels.append(image)
-                    kept.append(i)
-            if kept:
-                with torch.inference_mode():
-                    emb = self.model.encode_image(torch.stack(pixels).to(self.device))
-                    if self.normalize:
-                        emb = F.normalize(emb, dim=-1)
-                    out[kept] = emb.to("cpu", torch.float32)
-                mask[kept] = True
-        if self._pending is not None:  # inside encode_all: one report for the whole call
-            for key in report:
-                self._pending[key].extend(report[key])
-        else:
-            self._finish(report, len(batch))
-        return out, mask
-
-    def encode_all(
-        self, inputs: Sequence[Any], batch_size: int | None = None, progress: bool = False
-    ) -> tuple[Tensor, Tensor]:
-        """Like :meth:`Encoder.encode_all`, with one :attr:`last_report` and at most one warning."""
-        inputs = list(inputs)
-        self._pending = {"missing": [], "corrupt": []}
-        try:
-            x, mask = super().encode_all(inputs, batch_size=batch_size, progress=progress)
-        finally:
-            report, self._pending = self._pending, None
-        self._finish(report, len(inputs))
-        return x, mask
+    def _embed(self, pixels: Tensor) -> Tensor:
+        emb = self.model.encode_image(pixels)
+        return F.normalize(emb, dim=-1) if self.normalize else emb
 
     # -- the text tower -----------------------------------------------------------
     def encode_text(self, texts: Sequence[Any]) -> tuple[Tensor, Tensor]:
@@ -277,12 +236,6 @@ class ImageEncoder(Encoder):
             self._tokenizer = _build_tokenizer(self)
         return self._tokenizer
 
-    def _finish(self, report: dict[str, list], n: int) -> None:
-        self.last_report = {key: [label for label, _ in entries] for key, entries in report.items()}
-        message = _problem_message(report, n)
-        if message:
-            warnings.warn(message, ImageEncoderWarning, stacklevel=3)  # the caller of encode / encode_all
-
 
 class TextTowerEncoder(Encoder):
     """The text tower of an :class:`ImageEncoder`, as a text :class:`Encoder` in the same space.
@@ -327,6 +280,9 @@ class TextTowerEncoder(Encoder):
 
     def config(self) -> dict:
         return self.image_encoder.config()
+
+    def weights_kind(self) -> str:
+        return self.image_encoder.weights_kind()
 
     def weights_id(self) -> str:
         # Same weights; the suffix keeps text vectors in their own cache folder.

@@ -12,7 +12,7 @@ after which ``get_encoder("clap")`` works without touching ctxrec.
 
 The registry also records which encoders write into one **shared embedding space**
 (a *space family*): ``image`` and ``clip-text`` (open_clip's two towers), ``clap`` and
-``clap-text`` (CLAP's), and ``text`` with itself. Vectors of two encoders in one family,
+``clap-text`` (CLAP's), and ``text`` (or ``imagenet``) with itself. Vectors of two encoders in one family,
 built from the same weights, are directly comparable, which is what lets a text query
 find images or sounds (see :func:`ctxrec.graph.search.ItemSearch`). A plug-in joins a
 family by setting the class attribute ``space_family``; otherwise it is alone in its own.
@@ -125,9 +125,11 @@ def list_encoders(*, load: bool = False, describe: bool = False) -> list[dict]:
 
     Returns:
         list[dict]: One ``{"name", "modality", "space", "target", "source"}`` per encoder
-        (plus ``"dim"`` and ``"error"`` with ``describe``), where ``source`` is
-        ``"built-in"``, ``"user"`` (registered at runtime) or ``"entry-point"`` and
-        ``space`` is the encoder's space family.
+        (plus ``"dim"``, ``"weights"`` and ``"error"`` with ``describe``), where ``source`` is
+        ``"built-in"``, ``"user"`` (registered at runtime) or ``"entry-point"``, ``space`` is
+        the encoder's space family and ``weights`` its default build's
+        :meth:`~ctxrec.modalities.base.Encoder.weights_kind` (``"pretrained"``, ``"random"``,
+        ``"none"`` or None).
     """
     load = load or describe
     _load_entry_points()
@@ -143,9 +145,11 @@ def list_encoders(*, load: bool = False, describe: bool = False) -> list[dict]:
         row = {"name": name, "modality": entry.modality, "space": space_family(name, load=False),
                "target": target, "source": entry.source}
         if describe:
-            row["dim"], row["error"] = None, None
+            row["dim"], row["weights"], row["error"] = None, None, None
             try:
-                row["dim"] = int(get_encoder(name).output_dim)
+                encoder = get_encoder(name)
+                row["weights"] = encoder.weights_kind()
+                row["dim"] = int(encoder.output_dim)
             except Exception as e:  # weights not on disk, a missing extra: report, go on
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         rows.append(row)
@@ -263,6 +267,7 @@ def _describe(entry: _Entry) -> str:
 _BUILTINS: dict[str, tuple[str, str, str]] = {
     "text": ("ctxrec.modalities.text:TextEncoder", "text", "text"),
     "image": ("ctxrec.modalities.image:ImageEncoder", "image", "clip"),
+    "imagenet": ("ctxrec.modalities.imagenet:ImageNetEncoder", "image", "imagenet"),
     "clip-text": ("ctxrec.modalities.image:TextTowerEncoder", "text", "clip"),
     "audio": ("ctxrec.modalities.audio:AudioEncoder", "audio", "logmel"),
     "clap": ("ctxrec.modalities.clap:ClapEncoder", "audio", "clap"),

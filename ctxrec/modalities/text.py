@@ -119,6 +119,9 @@ class TextEncoder(Encoder):
             "batch_size": self.batch_size,
         }
 
+    def weights_kind(self) -> str:
+        return "pretrained"
+
     def weights_id(self) -> str:
         if self._weights_id is None:
             self._weights_id = folder_or_hub_id(self.model_name, self._source, self._location, self._hub_commit)
