@@ -195,14 +195,14 @@ def encoders(ctx: typer.Context) -> None:
 
 @encoders_app.command("list")
 def encoders_list() -> None:
-    """Name, modality, space family, output dim and source of every encoder."""
+    """Name, modality, space family, output dim, weights (pretrained, random or none) and source of every encoder."""
     from ctxrec.modalities.registry import list_encoders
 
-    typer.echo(f"{'name':<12s} {'modality':<8s} {'space':<8s} {'dim':>5s}  {'source':<11s} target")
+    typer.echo(f"{'name':<12s} {'modality':<8s} {'space':<8s} {'dim':>5s}  {'weights':<10s} {'source':<11s} target")
     for row in list_encoders(describe=True):
         dim = str(row["dim"]) if row["dim"] is not None else "-"
         line = (f"{row['name']:<12s} {str(row['modality']):<8s} {str(row['space']):<8s} {dim:>5s}  "
-                f"{row['source']:<11s} {row['target']}")
+                f"{str(row.get('weights') or '-'):<10s} {row['source']:<11s} {row['target']}")
         if row["error"]:
             line += f"  (not loadable with defaults: {row['error'][:100]})"
         typer.echo(line)

@@ -219,4 +219,6 @@ def test_encoders_list_shows_dims_and_spaces():
     assert rows["text"][1:4] == ["text", "text", "384"]
     assert rows["image"][2] == "clip" and rows["clip-text"][2] == "clip"
     assert rows["clap"][2] == "clap" and "not loadable with defaults" in res.output
+    # which weights each encoder runs: the open_clip image tower is random here, the ImageNet CNN pretrained
+    assert rows["image"][4] == "random" and rows["imagenet"][4] == "pretrained" and rows["text"][4] == "pretrained"
     assert run("encoders").output == res.output
