@@ -136,6 +136,17 @@ def test_without_a_val_file_validation_is_carved_from_train_and_the_refit_gives_
     assert len(refit.val) == 0 and id_pairs(refit, refit.train) == train_file
 
 
+@pytest.mark.parametrize("protocol, rule", [("temporal", "temporal"), ("random", "random")])
+def test_validation_is_carved_the_way_the_test_pairs_were_made(built, tmp_path, protocol, rule):
+    """A random test split gets random validation: a temporal one would reward following the
+    users' latest items, which a random test does not."""
+    made = to_rec_graph(built, None, SplitConfig(protocol=protocol, test=0.2, val=0.1, seed=0))
+    write_split_dir(made, tmp_path)
+    (tmp_path / "val.csv").unlink()
+    g = files_graph(built, tmp_path)
+    assert g.split_info["files"]["val_rule"] == rule and g.split_info["files"]["val_from_train"] == len(g.val) > 0
+
+
 # --- errors ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

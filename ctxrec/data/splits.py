@@ -248,21 +248,45 @@ def files_split(pairs: pd.DataFrame, split: SplitConfig) -> SplitResult:
     0, 1, 2 as everywhere, and ``-1`` for pairs in no file, which are left out of everything.
 
     A folder without a val file gets validation pairs for model selection from its train
-    pairs, by the ``temporal`` rule: each user's latest ``floor(n * split.val)`` train pairs
-    (by ``(first_ts, dst)``; users with fewer than ``min_pairs`` keep them all). With
-    ``refit=True`` they are train again, so the refit trains on exactly the train file.
-    ``info["files"]["val_from_train"]`` counts them.
+    pairs, made the way the test pairs look made (:func:`held_out_rule`): when the test pairs
+    follow the train pairs in time, by the ``temporal`` rule (each user's latest
+    ``floor(n * split.val)`` train pairs by ``(first_ts, dst)``; users with fewer than
+    ``min_pairs`` keep them all); otherwise by the ``random`` rule (``round(split.val * n)``
+    train pairs drawn with ``split.seed``). Validation that looks like test matters: a model
+    that follows the users' latest items wins on a temporal split and loses on a random one.
+    With ``refit=True`` they are train again, so the refit trains on exactly the train file.
+    ``info["files"]["val_from_train"]`` counts them and ``info["files"]["val_rule"]`` names the rule.
     """
     from ctxrec.data.split_files import files_roles, split_file
 
     role, info = files_roles(pairs, split.split_dir)
     if split_file(split.split_dir, "val") is None and split.val > 0:
         train = np.flatnonzero(role == TRAIN)
-        carve = SplitConfig(test=split.val, val=0.0, min_pairs=split.min_pairs)
-        carved = temporal_split(pairs.iloc[train], carve).role == TEST
+        rule = held_out_rule(pairs, role)
+        carve = SplitConfig(test=split.val, val=0.0, min_pairs=split.min_pairs, seed=split.seed)
+        carved = _FUNCTIONS[rule](pairs.iloc[train], carve).role == TEST
         role[train[carved]] = VAL
         info["files"]["val_from_train"] = int(carved.sum())
+        info["files"]["val_rule"] = rule
     return SplitResult(role, info)
+
+
+def held_out_rule(pairs: pd.DataFrame, role: np.ndarray, share: float = 0.9) -> str:
+    """``"temporal"`` when, for at least ``share`` of the users with train and test pairs, no
+    test pair is earlier than the user's latest train pair (by ``first_ts``); else ``"random"``
+    (also when no pair has a time)."""
+    ts = pd.to_numeric(pairs["first_ts"], errors="coerce").to_numpy(dtype=float)
+    users = pairs["src"].astype(str).to_numpy()
+    train, test = (role == TRAIN) & ~np.isnan(ts), (role == TEST) & ~np.isnan(ts)
+    if not train.any() or not test.any():
+        return "random"
+    latest = pd.Series(ts[train]).groupby(users[train]).max()
+    earliest = pd.Series(ts[test]).groupby(users[test]).min()
+    both = latest.index.intersection(earliest.index)
+    if len(both) == 0:
+        return "random"
+    after = (earliest[both] >= latest[both]).mean()
+    return "temporal" if after >= share else "random"
 
 
 _FUNCTIONS: Dict[str, Callable[[pd.DataFrame, SplitConfig], SplitResult]] = {
