@@ -69,14 +69,19 @@ class EASE(Recommender):
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
         """The items each item's interaction raises most (row ``i`` of ``B``)."""
-        items = torch.as_tensor(items, dtype=torch.long)
-        sims = self.weights[items].clone()
-        sims[torch.arange(len(items)), items] = float("-inf")
-        top = sims.topk(min(k, sims.size(1) - 1), dim=1)
-        return top.indices, top.values
+        return top_rows(self.weights, items, k)
 
     def state(self) -> Dict[str, torch.Tensor]:
         return {"weights": self.weights}
 
     def load_state(self, state: Dict[str, torch.Tensor]) -> None:
         self.weights = state["weights"].float()
+
+
+def top_rows(weights: torch.Tensor, items: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` ``(indices, values)`` of the rows ``items`` of an item-item matrix, the item itself left out."""
+    items = torch.as_tensor(items, dtype=torch.long)
+    sims = weights[items].clone()
+    sims[torch.arange(len(items)), items] = float("-inf")
+    top = sims.topk(min(k, sims.size(1) - 1), dim=1)
+    return top.indices, top.values

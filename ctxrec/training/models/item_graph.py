@@ -54,7 +54,7 @@ import torch.nn.functional as F
 
 from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
-from ctxrec.training.models.ease import EASE
+from ctxrec.training.models.ease import EASE, top_rows
 from ctxrec.training.recommender import Context, Recommender
 
 
@@ -127,7 +127,8 @@ class ItemGraph(Recommender):
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
         users = torch.as_tensor(users, dtype=torch.long).cpu()
-        cf = self.users.rows(users) @ self.weights
+        weighted = self.users.rows(users)
+        cf = weighted @ self.weights
         out = cf.clone()
         if self.modality and self.knn_warm._nnz():
             out[:, self.warm_items] += self.modality * (self.knn_warm @ cf.T).T
@@ -136,7 +137,7 @@ class ItemGraph(Recommender):
                 plain = cf
             else:  # unweighted edges, scaled to the weighted edges' total so cold and warm scores compare
                 rows = self.plain.rows(users)
-                mass = self.users.rows(users).sum(1, keepdim=True) / rows.sum(1, keepdim=True).clamp(min=1)
+                mass = weighted.sum(1, keepdim=True) / rows.sum(1, keepdim=True).clamp(min=1)
                 plain = (rows @ self.weights) * mass
             spread = (self.knn_cold @ plain.T).T  # [B, cold]: the cold items' neighbours' scores
             if self.content and self.profiles.numel():
@@ -156,11 +157,7 @@ class ItemGraph(Recommender):
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
         """The items each item's edge raises most (its row of the collaborative graph)."""
-        items = torch.as_tensor(items, dtype=torch.long)
-        sims = self.weights[items].clone()
-        sims[torch.arange(len(items)), items] = float("-inf")
-        top = sims.topk(min(k, sims.size(1) - 1), dim=1)
-        return top.indices, top.values
+        return top_rows(self.weights, items, k)
 
     def state(self) -> Dict[str, torch.Tensor]:
         return {"weights": self.weights}
