@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from ctxrec.modalities import FeatureCache, get_encoder, list_encoders, registry  # noqa: E402
 from ctxrec.modalities.image_io import ImageEncoderWarning  # noqa: E402
 from ctxrec.modalities.imagenet import ImageNetEncoder  # noqa: E402
+from tests.test_image_encoder import images  # noqa: E402,F401 (fixture: coloured shapes as PNG and JPEG)
 
 SMALL = {"image_size": 64, "resize_size": 72}  # fully convolutional + pooled: any size works, 12x faster
 CROSSWORD, WINDOW_SCREEN = 918, 904  # ImageNet-1k class indices
@@ -30,29 +31,6 @@ def _has(package):
     import importlib.util
 
     return importlib.util.find_spec(package) is not None
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """Coloured shapes as PNG and JPEG files of different sizes and modes."""
-    folder = tmp_path_factory.mktemp("images")
-    specs = [("red_circle.png", "RGB", (80, 60), "red"), ("blue_box.jpg", "RGB", (64, 64), "blue"),
-             ("green_tri.png", "RGBA", (50, 90), "green"), ("grey_box.png", "L", (70, 70), 200),
-             ("yellow_circle.jpeg", "RGB", (120, 100), "yellow")]
-    paths = []
-    for name, mode, size, colour in specs:
-        image = Image.new(mode, size, "white" if mode != "L" else 0)
-        draw = ImageDraw.Draw(image)
-        w, h = size
-        if "circle" in name:
-            draw.ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=colour)
-        elif "tri" in name:
-            draw.polygon([(w // 2, 5), (5, h - 5), (w - 5, h - 5)], fill=colour)
-        else:
-            draw.rectangle((10, 10, w - 10, h - 10), fill=colour)
-        image.save(folder / name)
-        paths.append(str(folder / name))
-    return paths
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,11 @@ import torch.nn.functional as F
 
 from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
-from ctxrec.training.models.ease import EASE, top_rows
-from ctxrec.training.recommender import Context, Recommender
+from ctxrec.training.models.ease import EASE
+from ctxrec.training.recommender import Context
 
 
-class ItemGraph(Recommender):
+class ItemGraph(EASE):
     """Recency-weighted user edges through a collaborative and a modality item graph, with a context prior.
 
     Args:
@@ -87,8 +87,7 @@ class ItemGraph(Recommender):
     def __init__(self, l2: float = 300.0, recency: Optional[float] = 10.0,
                  features: Sequence[str] = ("text", "image"), k: int = 20, modality: float = 0.1,
                  content: float = 2.0, context: float = 0.0) -> None:
-        if not l2 > 0:
-            raise ValueError(f"ItemGraph l2 must be > 0 (the collaborative graph's ridge), got {l2!r}")
+        super().__init__(l2)  # the collaborative item graph: EASE's fit, weights, similar_items and state
         if recency is not None and not recency > 0:
             raise ValueError(f"ItemGraph recency must be > 0 (edges) or None (every edge weighs 1), got {recency!r}")
         if not isinstance(k, int) or k < 1:
@@ -96,9 +95,8 @@ class ItemGraph(Recommender):
         for name, value in (("modality", modality), ("content", content), ("context", context)):
             if not value >= 0:
                 raise ValueError(f"ItemGraph {name} must be >= 0 (0 turns it off), got {value!r}")
-        self.l2, self.recency, self.features = float(l2), None if recency is None else float(recency), tuple(features)
+        self.recency, self.features = None if recency is None else float(recency), tuple(features)
         self.k, self.modality, self.content, self.context = k, float(modality), float(content), float(context)
-        self.weights = torch.zeros(0, 0)
         self.pmi: Dict[str, torch.Tensor] = {}
 
     def config(self) -> dict:
@@ -106,7 +104,8 @@ class ItemGraph(Recommender):
                 "modality": self.modality, "content": self.content, "context": self.context}
 
     def prepare(self, graph: RecGraph) -> None:
-        """Everything but the collaborative graph: user edges, modality graph, context counts."""
+        """Everything but the collaborative graph (which :meth:`EASE.fit` computes after this):
+        user edges, modality graph, context counts."""
         self.graph = graph
         self.users = user_edges(graph, self.recency)
         self.plain = self.users if self.recency is None else user_edges(graph, None)
@@ -118,11 +117,6 @@ class ItemGraph(Recommender):
         self.profiles = self.plain.mean_of(self.vectors) if self.vectors.size(1) else self.vectors
         self.pmi = {kind: context_pmi(graph, kind) for kind in ("time", "place")} if self.context else {}
         self.weights = torch.zeros(graph.num_items, graph.num_items)
-
-    def fit(self, graph: RecGraph) -> "ItemGraph":
-        self.prepare(graph)
-        self.weights = EASE(self.l2).fit(graph).weights
-        return self
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
@@ -154,17 +148,6 @@ class ItemGraph(Recommender):
                     prior[known] += self.pmi[kind][index[known]]
             out = out + self.context * out.std(1, keepdim=True) * prior
         return out
-
-    def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The items each item's edge raises most (its row of the collaborative graph)."""
-        return top_rows(self.weights, items, k)
-
-    def state(self) -> Dict[str, torch.Tensor]:
-        return {"weights": self.weights}
-
-    def load_state(self, state: Dict[str, torch.Tensor]) -> None:
-        self.weights = state["weights"].float()
-
 
 class UserEdges:
     """Each user's training items with a weight, as CSR arrays; :meth:`rows` builds dense rows."""
