@@ -108,14 +108,14 @@ def test_bench_context_and_scale_smoke(tmp_path):
 
     figures = run_context(seeds=(0, 1), world="tiny", epochs=2, cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path))
     saved = json.loads((tmp_path / "context_world.json").read_text())
-    assert {"oracle", "lightgcn", "context_gnn", "mostpop"} <= set(saved)
+    assert {"oracle", "lightgcn", "context_gnn", "mostpop", "item_graph"} <= set(saved)
     # Oracle and MostPop do not train, so their test NDCG@20 on the tiny world is fixed by the world
     # (seeds 0 and 1), the temporal split and the metric; values from this run, before any change
     oracle = [s["ndcg@20"] for s in saved["oracle"]["per_seed"]]
     assert oracle == pytest.approx([0.69104, 0.63501], abs=1e-4)
     assert saved["oracle"]["ndcg@20"] == pytest.approx(sum(oracle) / 2, abs=1e-9)
     assert [s["ndcg@20"] for s in saved["mostpop"]["per_seed"]] == pytest.approx([0.45908, 0.31011], abs=1e-4)
-    for name in ("mostpop", "lightgcn", "context_gnn"):
+    for name in ("mostpop", "lightgcn", "context_gnn", "item_graph"):
         assert saved[name]["ndcg@20_vs_oracle"] == pytest.approx(saved[name]["ndcg@20"] / saved["oracle"]["ndcg@20"])
     assert len(figures["context_gnn"]["per_seed"]) == 2 and "recall@20" in saved["lightgcn"]
     meta = saved["_meta"]
