@@ -620,6 +620,20 @@ def bench_encode(size: str = typer.Option("small", help="Synthetic world size (i
     run_bench(size=size, repeats=repeats, images=images, out_dir=str(out))
 
 
+@bench_app.command("features")
+def bench_features(ctx: typer.Context,
+                   data: Path = typer.Option(..., help="MovieLens-100K folder with posters/ (e.g. ../shared/data/ml100k)."),
+                   k: int = typer.Option(10, help="Nearest neighbours per item."),
+                   cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
+                   out: Path = typer.Option(Path("benchmarks"), help="Folder for features_ml100k.json.")) -> None:
+    """Genre purity of each poster encoder's nearest neighbours (pretrained vs random weights vs the base rate)."""
+    from ctxrec.bench.features import run as run_bench
+
+    if not (data / "u.item").is_file():
+        _fail(f"--data {data}: no u.item there; give the MovieLens-100K folder (e.g. ../shared/data/ml100k)")
+    run_bench(data, k=k, cache_dir=cache, out_dir=out, command=_command_line(ctx))
+
+
 @bench_app.command("context")
 def bench_context(seeds: str = typer.Option("0,1,2", help="World seeds, comma-separated (mean and std over them)."),
                   world: str = typer.Option("context", help="Synthetic world size."),
