@@ -832,6 +832,9 @@ def _command_line(ctx: typer.Context) -> str:
         value = ctx.params.get(param.name)
         if value is None or value == param.default or not param.opts:
             continue
+        if getattr(param, "is_flag", False):  # a flag is its name alone (--ablation), or its off name
+            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
+            continue
         value = value if isinstance(value, (list, tuple)) else [value]
         for v in value:
             words += [param.opts[0], str(v)]

@@ -124,6 +124,7 @@ def test_benchmark_store_runs_on_any_ingested_store(tmp_path):
                               "--out", str(tmp_path / "out"), "--markdown", ""])
     assert res.exit_code == 0, res.output + repr(res.exception)
     ablation = json.loads((tmp_path / "out" / "tiny_temporal_ablation.json").read_text())
+    assert ablation["_meta"]["command"].endswith("--seeds 0 --ablation --out " + str(tmp_path / "out") + " --markdown ''")
     assert list(ablation["per_user"]) == ["ease", *ABLATIONS]
     no_recency = ablation["per_user"]["item_graph_no_recency"]["per_seed"][0]["params"]
     assert "recency" not in no_recency and "l2" in no_recency  # fixed off, the rest chosen on validation
