@@ -718,6 +718,8 @@ WriteSplitsOpt = typer.Option(None, "--write-splits", help="Also write each seed
 AblationOpt = typer.Option(False, "--ablation", help="Instead of --models: EASE and the default graph model "
                                                         "(item_graph) with each component switched off in turn, "
                                                         "written as <name>_ablation.")
+JobsOpt = typer.Option(1, "--jobs", help="Seeds run at once, each in its own process (same figures; the fit "
+                                         "seconds then carry the shared cores).")
 GridsOpt = typer.Option(None, "--grids", help="Grid changes per model as JSON or @file, e.g. "
                                               "'{\"ease\": {\"l2\": [50, 200, 800]}}' (chosen on validation).")
 
@@ -740,6 +742,7 @@ def benchmark_movielens(
         write_splits: Optional[Path] = WriteSplitsOpt,
         grids: Optional[str] = GridsOpt,
         ablation: bool = AblationOpt,
+        jobs: int = JobsOpt,
         out: Path = typer.Option(Path("benchmarks"), help="Folder for movielens_<protocol>.json."),
         markdown: str = MarkdownOpt,
         cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder.")) -> None:
@@ -757,7 +760,8 @@ def benchmark_movielens(
             run_bench(data, protocol=p, seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats,
                       image_options=options, out_dir=out, cache_dir=cache, markdown=_path_or_none(markdown),
                       grids=_json_option(grids, "--grids") if grids else None, split_dir=split_dir,
-                      command=_command_line(ctx), write_splits=write_splits and write_splits / p, ablation=ablation)
+                      command=_command_line(ctx), write_splits=write_splits and write_splits / p, ablation=ablation,
+                      jobs=jobs)
         except ValueError as e:
             _fail(str(e))
 
@@ -780,6 +784,7 @@ def benchmark_store(
                                                           "comma-separated (default: every item vector stored)."),
         grids: Optional[str] = GridsOpt,
         ablation: bool = AblationOpt,
+        jobs: int = JobsOpt,
         out: Path = typer.Option(Path("benchmarks"), help="Folder for the JSON file."),
         markdown: str = MarkdownOpt) -> None:
     """Every model on any ingested store: select on validation, refit on train+val, test under per_user and
@@ -806,7 +811,7 @@ def benchmark_store(
                         seeds=_ints(seeds, "--seeds"), models=names, epochs=epochs, features=feats, out_dir=out,
                         markdown=_path_or_none(markdown), grids=changes, command=_command_line(ctx), source=source,
                         write_splits=write_splits and write_splits / p,
-                        rows=ablation_rows(feats, p, changes) if ablation else None)
+                        rows=ablation_rows(feats, p, changes) if ablation else None, jobs=jobs)
         except ValueError as e:
             _fail(str(e))
 

@@ -165,3 +165,17 @@ def test_benchmark_movielens_bad_arguments(tmp_path):
     data = write_ml100k(tmp_path / "ml")
     result = runner.invoke(app, ["benchmark", "movielens", "--data", str(data), "--protocol", "leave-one-out"])
     assert result.exit_code != 0 and "choose from temporal" in result.output
+
+
+@pytest.mark.slow
+def test_benchmark_jobs_run_seeds_in_processes_with_the_same_figures(tmp_path):
+    data = write_ml100k(tmp_path / "ml-100k")
+    one, _ = _quick(data, tmp_path, "--markdown", "", "--protocol", "cold_items", "--seeds", "0,1")
+    two, _ = _quick(data, tmp_path, "--markdown", "", "--protocol", "cold_items", "--seeds", "0,1", "--jobs", "2")
+    assert "--seeds 0,1 " in two["_meta"]["command"] and "--jobs 2 " in two["_meta"]["command"]
+    timing = {"train_s", "tune_s"}
+    for protocol in ("per_user", "per_context"):
+        for model in ("mostpop", "ease"):
+            a, b = one[protocol][model]["per_seed"], two[protocol][model]["per_seed"]
+            assert [{k: v for k, v in r.items() if k not in timing} for r in a] == \
+                   [{k: v for k, v in r.items() if k not in timing} for r in b]

@@ -69,7 +69,8 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
         image_options: Optional[dict] = None, out_dir: str | Path = "benchmarks",
         cache_dir: str | Path = ".ctxrec/cache", markdown: Optional[str | Path] = "BENCHMARKS.md",
         grids: Optional[Dict[str, Dict[str, list]]] = None, split_dir: Optional[str | Path] = None,
-        command: str = "", write_splits: Optional[str | Path] = None, ablation: bool = False) -> Dict[str, object]:
+        command: str = "", write_splits: Optional[str | Path] = None, ablation: bool = False,
+        jobs: int = 1) -> Dict[str, object]:
     """Run :func:`ctxrec.bench.quality.run` on the MovieLens folder ``data``.
 
     ``split_dir`` (with ``protocol="files"``) reads the split from files instead. The figures
@@ -84,20 +85,16 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
     tables, vectors, users, facts = prepare(data, cache_dir=cache_dir, features=features,
                                             image_options=image_options)
     print(f"MovieLens: {facts}", flush=True)
-    by_user = users.set_index("user_id")
-
-    def user_groups(graph) -> Dict[str, np.ndarray]:
-        return {g: by_user[g].reindex(graph.ids["user"]).fillna("unknown").to_numpy() for g in ("age_band", "gender")}
-
+    groups = {g: dict(zip(users["user_id"], users[g].fillna("unknown"))) for g in ("age_band", "gender")}
     split = SplitConfig(protocol=protocol, split_dir=None if split_dir is None else str(split_dir), **SPLITS[protocol])
     command = command or (f"ctxrec benchmark movielens --data {data} --protocol {protocol} "
                           f"--seeds {','.join(map(str, seeds))} --epochs {epochs}")
     facts["image_encoder"] = image_options or SMALL_CLIP
     return run_quality(tables, vectors, f"movielens_{protocol}" + ("_ablation" if ablation else ""), split,
                        seeds=seeds, models=models, epochs=epochs, features=features, out_dir=out_dir,
-                       markdown=markdown, grids=grids, user_groups_of=user_groups, command=command,
+                       markdown=markdown, grids=grids, user_groups=groups, command=command,
                        source=f"MovieLens-100K folder {data}", facts=facts, write_splits=write_splits,
-                       rows=ablation_rows(features, protocol, grids) if ablation else None)
+                       rows=ablation_rows(features, protocol, grids) if ablation else None, jobs=jobs)
 
 
 def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str = "temporal",

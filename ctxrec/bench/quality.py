@@ -141,9 +141,10 @@ def evaluate_model(model, graph, protocol: str, user_groups: Optional[Dict[str, 
 def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), models: Sequence[str] = MODELS,
         epochs: int = 60, features: Optional[Sequence[str]] = None, out_dir: str | Path = "benchmarks",
         markdown: Optional[str | Path] = "BENCHMARKS.md", grids: Optional[Dict[str, Dict[str, list]]] = None,
-        user_groups_of=None, command: str = "", source: str = "", facts: Optional[dict] = None,
+        user_groups: Optional[Dict[str, Dict[str, str]]] = None, command: str = "", source: str = "",
+        facts: Optional[dict] = None,
         refit: bool = True, write_splits: Optional[str | Path] = None,
-        rows: Optional[Sequence[Row]] = None) -> Dict[str, object]:
+        rows: Optional[Sequence[Row]] = None, jobs: int = 1) -> Dict[str, object]:
     """Select, refit and test every model; print the tables; write JSON and Markdown.
 
     Args:
@@ -159,7 +160,8 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
         out_dir: folder of the JSON file (default: "benchmarks").
         markdown: file whose section is rewritten; ``None`` or ``""`` for none (default: "BENCHMARKS.md").
         grids: grid changes per model name (default: none).
-        user_groups_of: ``graph -> {group name: label per user index}`` for recall gaps (default: none).
+        user_groups: ``{group name: {user id: label}}`` for recall gaps; users not in it are
+            ``"unknown"`` (default: none).
         command: the command line that reproduces the run, recorded in the JSON and Markdown.
         source: a description of the data, recorded beside its hash.
         facts: more facts about the data, recorded in ``_setup`` (default: none).
@@ -169,13 +171,9 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
             to another library (default: None).
         rows: the table's rows, instead of those of ``models`` (e.g.
             :func:`ctxrec.bench.ablation.ablation_rows`) (default: None).
+        jobs: seeds run at once, each in its own process (default: 1). The figures are the
+            same as one after the other; seconds then carry the shared cores.
     """
-    from ctxrec.data import write_split_dir
-    from ctxrec.graph.export import to_rec_graph
-    from ctxrec.training.models import make_model
-    from ctxrec.training.replay import replay_ab
-    from ctxrec.training.tuning import expand_params, refit_params, tune
-
     if features is None:
         features = sorted({n for (label, n) in vectors if label == "Item"})
     rows = list(rows) if rows is not None else rows_for(models, features, epochs, split.protocol, grids)
@@ -183,50 +181,23 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
     runs: Dict[str, Dict[str, List[Dict[str, object]]]] = {p: {r.label: [] for r in rows} for p in EVAL_PROTOCOLS}
     ab: List[Dict[str, object]] = []
     facts_split: Dict[str, object] = {}
-    for seed in seeds:
-        chosen = dataclasses.replace(split, seed=seed)
-        graph = to_rec_graph(tables, vectors, chosen)
-        if not len(graph.val):
-            raise ValueError(f"the split ({split.protocol}) has no validation pairs to choose settings on: give a "
-                             "non-empty val file, leave the val file out (each user's latest 10% of train pairs "
-                             "then validate), or use a protocol with val > 0")
-        if write_splits:
-            write_split_dir(graph, Path(write_splits) / f"seed{seed}")
-        refitted = refit
-        test_graph = to_rec_graph(tables, vectors, dataclasses.replace(chosen, refit=True)) if refitted else graph
-        facts_split = split_facts(test_graph)
-        groups = user_groups_of(graph) if user_groups_of else None
-        per_query: Dict[str, Dict[str, object]] = {p: {} for p in EVAL_PROTOCOLS}
-        for row in rows:
-            fixed = dict(row.fixed)
-            if "train.epochs" in fixed:
-                fixed["train.seed"] = seed
-            base = expand_params(fixed)
-            t0 = time.perf_counter()
-            model, params, trials = tune(row.model, row.grid, graph, metric="ndcg@20", base=base,
-                                         protocol=SELECT_PROTOCOL)
-            tune_s = time.perf_counter() - t0
-            best = max(trials, key=lambda t: t.val)
-            fit_s = best.seconds
-            if refitted:
-                model = make_model(row.model, **refit_params(model, params, base))
-                t1 = time.perf_counter()
-                model.fit(test_graph.without_test())
-                fit_s = time.perf_counter() - t1
-            history = getattr(model, "history", None)
-            for protocol in EVAL_PROTOCOLS:
-                res = evaluate_model(model, test_graph, protocol, groups)
-                per_query[protocol][row.label] = res.pop("_per_query_ndcg@20")
-                res.update({"train_s": fit_s, "tune_s": tune_s, "val_ndcg@20": best.val, "params": params,
-                            "grid_size": len(trials), "refit": refitted,
-                            "epochs": None if history is None else len(history.loss)})
-                runs[protocol][row.label].append(res)
-            print(f"[{name} seed {seed}] {row.label}: test ndcg@20 per_user {runs['per_user'][row.label][-1]['ndcg@20']:.4f}"
-                  f" per_context {runs['per_context'][row.label][-1]['ndcg@20']:.4f}; val {best.val:.4f} "
-                  f"params {params}{' refit' if refitted else ''} ({tune_s + (fit_s if refitted else 0):.0f} s)",
-                  flush=True)
-            del model
-        ab += _replay(rows, runs, per_query, seed, replay_ab)
+    args = [(tables, vectors, name, dataclasses.replace(split, seed=seed), rows, refit, write_splits, user_groups)
+            for seed in seeds]
+    if jobs > 1 and len(seeds) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: a forked child of a process that ran torch may hang in OpenMP
+        with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_seed, args))
+    else:
+        results = [_run_seed(a) for a in args]
+    for seed_runs, seed_ab, seed_facts in results:  # in seed order, whatever finished first
+        for protocol in EVAL_PROTOCOLS:
+            for label, res in seed_runs[protocol].items():
+                runs[protocol][label].append(res)
+        ab += seed_ab
+        facts_split = seed_facts
     figures: Dict[str, object] = {p: aggregate(runs[p]) for p in EVAL_PROTOCOLS}
     figures["_ab_replay"] = ab
     figures["_setup"] = {
@@ -247,6 +218,63 @@ def run(tables, vectors, name: str, split, seeds: Sequence[int] = (0, 1, 2), mod
     return figures
 
 
+def _run_seed(args) -> tuple:
+    """One seed of :func:`run`: split, then select, refit and test every row. Returns
+    ``(runs, ab, split facts)``, ``runs[protocol][label]`` this seed's figures."""
+    from ctxrec.data import write_split_dir
+    from ctxrec.graph.export import to_rec_graph
+    from ctxrec.training.models import make_model
+    from ctxrec.training.replay import replay_ab
+    from ctxrec.training.tuning import expand_params, refit_params, tune
+
+    tables, vectors, name, chosen, rows, refit, write_splits, user_groups = args
+    seed = chosen.seed
+    graph = to_rec_graph(tables, vectors, chosen)
+    if not len(graph.val):
+        raise ValueError(f"the split ({chosen.protocol}) has no validation pairs to choose settings on: give a "
+                         "non-empty val file, leave the val file out (10% of the train pairs then validate), "
+                         "or use a protocol with val > 0")
+    if write_splits:
+        write_split_dir(graph, Path(write_splits) / f"seed{seed}")
+    test_graph = to_rec_graph(tables, vectors, dataclasses.replace(chosen, refit=True)) if refit else graph
+    users = graph.ids["user"]
+    groups = {g: np.array([labels.get(str(u), "unknown") for u in users], dtype=object)
+              for g, labels in (user_groups or {}).items()} or None
+    runs: Dict[str, Dict[str, Dict[str, object]]] = {p: {} for p in EVAL_PROTOCOLS}
+    per_query: Dict[str, Dict[str, object]] = {p: {} for p in EVAL_PROTOCOLS}
+    for row in rows:
+        fixed = dict(row.fixed)
+        if "train.epochs" in fixed:
+            fixed["train.seed"] = seed
+        base = expand_params(fixed)
+        t0 = time.perf_counter()
+        model, params, trials = tune(row.model, row.grid, graph, metric="ndcg@20", base=base,
+                                     protocol=SELECT_PROTOCOL)
+        tune_s = time.perf_counter() - t0
+        best = max(trials, key=lambda t: t.val)
+        fit_s = best.seconds
+        if refit:
+            model = make_model(row.model, **refit_params(model, params, base))
+            t1 = time.perf_counter()
+            model.fit(test_graph.without_test())
+            fit_s = time.perf_counter() - t1
+        history = getattr(model, "history", None)
+        for protocol in EVAL_PROTOCOLS:
+            res = evaluate_model(model, test_graph, protocol, groups)
+            per_query[protocol][row.label] = res.pop("_per_query_ndcg@20")
+            res.update({"train_s": fit_s, "tune_s": tune_s, "val_ndcg@20": best.val, "params": params,
+                        "grid_size": len(trials), "refit": refit,
+                        "epochs": None if history is None else len(history.loss)})
+            runs[protocol][row.label] = res
+        print(f"[{name} seed {seed}] {row.label}: test ndcg@20 per_user {runs['per_user'][row.label]['ndcg@20']:.4f}"
+              f" per_context {runs['per_context'][row.label]['ndcg@20']:.4f}; val {best.val:.4f} "
+              f"params {params}{' refit' if refit else ''} ({tune_s + (fit_s if refit else 0):.0f} s)",
+              flush=True)
+        del model
+    ab = _replay(rows, runs, per_query, seed, replay_ab)
+    return runs, ab, split_facts(test_graph)
+
+
 def _replay(rows: List[Row], runs, per_query, seed: int, replay_ab) -> List[Dict[str, object]]:
     """Paired bootstrap of each graph model against EASE and against the best other model
     chosen on validation, per protocol."""
@@ -255,7 +283,7 @@ def _replay(rows: List[Row], runs, per_query, seed: int, replay_ab) -> List[Dict
     others = [r.label for r in rows if r.model not in GRAPH_MODELS]
     if not others:
         return out
-    best = max(others, key=lambda m: runs["per_user"][m][-1]["val_ndcg@20"])  # chosen on validation
+    best = max(others, key=lambda m: runs["per_user"][m]["val_ndcg@20"])  # chosen on validation
     for model in (m for m in GRAPH_MODELS if m in labels):
         for baseline in dict.fromkeys(b for b in ("ease", best) if b in labels):
             for protocol in EVAL_PROTOCOLS:
