@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ctxrec.bench.features import base_rate, genre_purity
+from ctxrec.bench.features import base_rate, genre_purity, genre_purity_by_genre
 from ctxrec.cli import app
 from tests.ml100k_fixture import write_ml100k
 from tests.test_image_encoder import TINY_CFG
@@ -27,6 +27,11 @@ def test_genre_purity_by_hand():
     assert genre_purity(swapped, GENRES, k=1) == pytest.approx(1 / 5)
     # of the 4 others, item 0 shares a genre with 1 and 4, item 4 with all: (2+2+2+2+4) / 20
     assert base_rate(GENRES) == pytest.approx(12 / 20)
+    # by genre: comedy items 0, 1, 4 -> neighbours 2 (no), 3 (no), 1 (yes): 1/3; drama 2, 3, 4 -> 0, 1, 1: 0
+    purity, base = genre_purity_by_genre(swapped, GENRES, k=1)
+    assert purity == pytest.approx((1 / 3 + 0) / 2) and base == pytest.approx((2 / 4 + 2 / 4) / 2)
+    # item 4 (both genres) is nearest item 0, a comedy: comedy 3/3, drama 2/3
+    assert genre_purity_by_genre(vectors, GENRES, k=1)[0] == pytest.approx((1 + 2 / 3) / 2)
 
 
 def test_bench_features_writes_purity_per_encoder(tmp_path):
@@ -37,7 +42,7 @@ def test_bench_features_writes_purity_per_encoder(tmp_path):
     figures = run(data, k=1, cache_dir=tmp_path / "cache", out_dir=tmp_path / "out",
                   encoders={"random": ("image", tiny), "text": ("text", {})})
     saved = json.loads((tmp_path / "out" / "features_ml100k.json").read_text())
-    assert set(saved["poster_genre_purity@1"]) == {"random", "text"}
+    assert set(saved["poster_genre_purity@1"]) == set(saved["poster_genre_purity_by_genre@1"]) == {"random", "text"}
     assert saved["items"]["random"] == 2  # the fixture has two posters
     assert 0 <= saved["poster_genre_purity@1"]["text"] <= 1 and saved["_meta"]["data"]["hash"]
     assert figures["poster_genre_purity@1"] == saved["poster_genre_purity@1"]
