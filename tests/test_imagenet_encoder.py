@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from ctxrec.modalities import FeatureCache, get_encoder, list_encoders, registry  # noqa: E402
 from ctxrec.modalities.image_io import ImageEncoderWarning  # noqa: E402
 from ctxrec.modalities.imagenet import ImageNetEncoder  # noqa: E402
-from tests.test_image_encoder import images  # noqa: E402,F401 (fixture: coloured shapes as PNG and JPEG)
+from tests.test_image_encoder import bad_files, images  # noqa: E402,F401 (fixtures: pictures, unreadable files)
 
 SMALL = {"image_size": 64, "resize_size": 72}  # fully convolutional + pooled: any size works, 12x faster
 CROSSWORD, WINDOW_SCREEN = 918, 904  # ImageNet-1k class indices
@@ -36,17 +36,6 @@ def _has(package):
 @pytest.fixture(scope="module")
 def encoder():
     return ImageNetEncoder(weights="random", device="cpu", batch_size=2, **SMALL)
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bad")
-    empty = folder / "empty.png"
-    empty.write_bytes(b"")
-    corrupt = folder / "corrupt.png"
-    noise = torch.randint(0, 256, (500,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    corrupt.write_bytes(noise.numpy().tobytes())
-    return {"missing": str(folder / "nope.png"), "empty": str(empty), "corrupt": str(corrupt)}
 
 
 def test_shape_dtype_norm_and_a_config_that_says_random(encoder, images):
