@@ -28,3 +28,12 @@ def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.flo
         x = user_rows(graph, torch.arange(start, min(start + batch_size, graph.num_users)), dtype)
         out += x.T @ x
     return out
+
+
+def sparse_csr(index: torch.Tensor, values: torch.Tensor, shape) -> torch.Tensor:
+    """A sparse CSR matrix from COO ``index`` ``[2, nnz]`` and ``values`` (duplicates summed)."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch's notes that sparse CSR is "beta": its matmul is what we use
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()

@@ -46,8 +46,7 @@ Without event times (``graph.train.ts`` is None) every edge weighs 1, and
 """
 from __future__ import annotations
 
-import warnings
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +54,7 @@ import torch.nn.functional as F
 from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
 from ctxrec.training.models.ease import EASE
+from ctxrec.training.models.interactions import sparse_csr
 from ctxrec.training.recommender import Context
 
 
@@ -221,7 +221,7 @@ def modality_graph(vectors: torch.Tensor, rows: torch.Tensor, candidates: torch.
     ni = vectors.size(0)
     k = min(k, len(candidates) - 1)
     if vectors.size(1) == 0 or len(rows) == 0 or k < 1:
-        return _csr(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (len(rows), ni))
+        return sparse_csr(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (len(rows), ni))
     pool = vectors[candidates]
     parts_r, parts_c, parts_v = [], [], []
     for lo in range(0, len(rows), chunk):
@@ -235,14 +235,7 @@ def modality_graph(vectors: torch.Tensor, rows: torch.Tensor, candidates: torch.
         parts_c.append(candidates[top.indices].reshape(-1))
         parts_v.append(w.reshape(-1))
     index = torch.stack([torch.cat(parts_r), torch.cat(parts_c)])
-    return _csr(index, torch.cat(parts_v), (len(rows), ni))
-
-
-def _csr(index: torch.Tensor, values: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
-    """A sparse CSR matrix from COO ``index`` and ``values`` (duplicates summed)."""
-    with warnings.catch_warnings():  # torch's notes that sparse CSR is "beta": its matmul is what we use
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()
+    return sparse_csr(index, torch.cat(parts_v), (len(rows), ni))
 
 
 def context_pmi(graph: RecGraph, kind: str, smoothing: float = 10.0) -> torch.Tensor:

@@ -8,7 +8,6 @@ computed once (PyG's ``gcn_norm``) into a sparse CSR matrix and the convolutions
 it), about 10x faster per step on MovieLens-100K."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict
 from typing import Dict, Optional
 
@@ -16,6 +15,7 @@ import torch
 
 from ctxrec.data import RecGraph
 from ctxrec.training.losses import BatchEmbeddings
+from ctxrec.training.models.interactions import sparse_csr
 from ctxrec.training.recommender import Context, Recommender
 from ctxrec.training.trainer import Trainer, TrainConfig
 
@@ -30,9 +30,7 @@ def normalized_adjacency(graph: RecGraph) -> torch.Tensor:
     n = graph.num_users + graph.num_items
     edge_index, weight = gcn_norm(torch.stack([torch.cat([u, i]), torch.cat([i, u])]), None, n,
                                   add_self_loops=False)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul with it is stable
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce().to_sparse_csr()
+    return sparse_csr(edge_index.flip(0), weight, (n, n))
 
 
 class LightGCN(torch.nn.Module, Recommender):
