@@ -736,8 +736,10 @@ def benchmark_movielens(
         epochs: int = typer.Option(60, help="Maximum epochs of trained models (early stopping on validation)."),
         features: str = typer.Option("text,image", help="Item features of the context GNN: text, image."),
         image_options: Optional[str] = typer.Option(None, "--image-options",
-                                                    help="Image encoder options as JSON or @file, e.g. real "
-                                                         "weights: '{\"arch\": \"ViT-B-32\", \"weights\": \"/path\"}'."),
+                                                    help="Poster encoder as JSON or @file: default "
+                                                         "'{\"encoder\": \"imagenet\"}' (pretrained, offline); "
+                                                         "without \"encoder\" the options are open_clip's, e.g. "
+                                                         "'{\"arch\": \"ViT-B-32\", \"weights\": \"/path\"}'."),
         split_dir: Optional[Path] = SplitDirOpt,
         write_splits: Optional[Path] = WriteSplitsOpt,
         grids: Optional[str] = GridsOpt,

@@ -22,7 +22,7 @@ def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
     data = write_ml100k(tmp_path / "ml-100k")
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# Benchmarks\n\nkept text\n")
-    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
+    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu", "weights": "random"})
     args = ["benchmark", "movielens", "--data", str(data), "--protocol", "temporal,cold_items", "--seeds", "0,1",
             "--models", ",".join(MODELS), "--epochs", "2", "--image-options", image,
             "--out", str(tmp_path / "out"), "--markdown", str(md), "--cache", str(tmp_path / "cache")]
@@ -62,7 +62,7 @@ def test_benchmark_movielens_writes_both_protocols_json_and_markdown(tmp_path):
 
 def _quick(data, tmp_path, *extra):
     """EASE and MostPop, one seed: a fast, deterministic benchmark run."""
-    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
+    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu", "weights": "random"})
     out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
     result = runner.invoke(app, ["benchmark", "movielens", "--data", str(data), "--seeds", "0", "--models",
                                  "mostpop,ease", "--features", "text", "--image-options", image, "--out", str(out),
@@ -137,7 +137,7 @@ def test_benchmark_store_runs_on_any_ingested_store(tmp_path):
 
 def test_benchmark_sweep_scores_validation_only(tmp_path):
     data = write_ml100k(tmp_path / "ml-100k")
-    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"})
+    image = json.dumps({"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu", "weights": "random"})
     result = runner.invoke(app, ["benchmark", "sweep", "--data", str(data), "--configs", '[{}, {"reg": 0.01}]',
                                  "--epochs", "2", "--image-options", image, "--out", str(tmp_path / "out"),
                                  "--cache", str(tmp_path / "cache")])

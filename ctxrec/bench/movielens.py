@@ -21,8 +21,12 @@ import numpy as np
 
 from ctxrec.bench.quality import MODELS, SELECT_PROTOCOL, SPLITS, rows_for
 from ctxrec.bench.report import write_report
-#: the poster encoder when no options are given: a small open_clip ViT with random weights
+#: the poster encoder when no options are given: the pretrained ImageNet CNN (EfficientNet-Lite0,
+#: offline); options without ``"encoder"`` are open_clip ``image`` options
+POSTERS = {"encoder": "imagenet"}
+#: a small open_clip ViT with random weights (the posters' encoder before the pretrained one)
 SMALL_CLIP = {
+    "weights": "random",
     "arch": "ctxrec-small-clip",
     "arch_config": {
         "embed_dim": 128,
@@ -55,7 +59,8 @@ def prepare(data: str | Path, work_dir: str | Path = ".ctxrec/movielens", cache_
         if name == "text":
             vectors.update(encode_tables(tables, "text", cache_dir=cache_dir))
         elif name == "image":
-            enc = get_encoder("image", **(image_options or SMALL_CLIP))
+            options = dict(image_options or POSTERS)
+            enc = get_encoder(options.pop("encoder", "image"), **options)
             vectors.update(encode_tables(tables, enc, cache_dir=cache_dir, labels=["Item"], name="image"))
         else:
             raise ValueError(f"unknown feature {name!r}; MovieLens items have 'text' and 'image'")
@@ -89,7 +94,7 @@ def run(data: str | Path, protocol: str = "temporal", seeds: Sequence[int] = (0,
     split = SplitConfig(protocol=protocol, split_dir=None if split_dir is None else str(split_dir), **SPLITS[protocol])
     command = command or (f"ctxrec benchmark movielens --data {data} --protocol {protocol} "
                           f"--seeds {','.join(map(str, seeds))} --epochs {epochs}")
-    facts["image_encoder"] = image_options or SMALL_CLIP
+    facts["image_encoder"] = image_options or POSTERS
     return run_quality(tables, vectors, f"movielens_{protocol}" + ("_ablation" if ablation else ""), split,
                        seeds=seeds, models=models, epochs=epochs, features=features, out_dir=out_dir,
                        markdown=markdown, grids=grids, user_groups=groups, command=command,
@@ -131,7 +136,7 @@ def sweep(data: str | Path, configs: Sequence[Dict[str, object]], protocol: str 
     command = (f"ctxrec benchmark sweep --data {data} --protocol {protocol} --model {model} --seed {seed} "
                f"--epochs {epochs} --configs '{json.dumps(list(configs))}'")
     setup = {"seed": seed, "epochs_max": epochs, "features": list(features),
-             "image_encoder": image_options or SMALL_CLIP, "val_protocol": SELECT_PROTOCOL}
+             "image_encoder": image_options or POSTERS, "val_protocol": SELECT_PROTOCOL}
     name = f"movielens_{protocol}_sweep_{model}"
     rows, commands = _merge_sweep(Path(out_dir) / f"{name}.json", setup, rows, command)
     write_report(name, {"rows": rows, "_setup": setup, "_commands": commands}, out_dir, command=command,
