@@ -1,7 +1,8 @@
 """Tests of ctxrec.modalities.image: ImageEncoder (open_clip) and its text tower.
 
 Offline and fast: a tiny CLIP (embed 64, 2-layer towers, 64-px images) with random
-weights, real PNG/JPEG files written with PIL, and checkpoints saved to a temp folder.
+weights (asked for with ``weights="random"``: there is no default), real PNG/JPEG files
+written with PIL, and checkpoints saved to a temp folder.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder():
-    return ImageEncoder(TINY, arch_config=TINY_CFG, device="cpu", batch_size=2)
+    return ImageEncoder(TINY, arch_config=TINY_CFG, weights="random", device="cpu", batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +141,19 @@ def test_other_inputs_and_type_error(encoder, images):
 
 def test_config_round_trip(encoder, images):
     config = json.loads(json.dumps(encoder.config()))  # JSON-able
-    assert config["arch_config"] == TINY_CFG and config["weights"] is None
+    assert config["arch_config"] == TINY_CFG and config["weights"] == "random"
     assert config["image_size"] == 64
     pp = encoder.model.visual.preprocess_cfg  # what open_clip applies is what the config says
     assert config["image_mean"] == list(pp["mean"]) and config["image_std"] == list(pp["std"])
     assert config["image_interpolation"] == pp["interpolation"] and config["image_resize_mode"] == pp["resize_mode"]
+    # the transform made without the model is the one open_clip returns with it
+    from ctxrec.modalities.clip_weights import _build_model
+
+    _, theirs = _build_model(encoder)
+    for path in images:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+        assert torch.equal(encoder.preprocess(picture), theirs(picture))
     rebuilt = ImageEncoder.from_config(config)
     assert rebuilt == encoder and rebuilt.weights_id() == encoder.weights_id()
     assert torch.equal(rebuilt.encode(images)[0], encoder.encode(images)[0])
@@ -152,20 +161,20 @@ def test_config_round_trip(encoder, images):
 
 
 def test_registered_arch_and_seed(registered, encoder, images):
-    by_name = ImageEncoder(registered, device="cpu")
+    by_name = ImageEncoder(registered, weights="random", device="cpu")
     # a registered (not built-in) arch is embedded in the config, so it rebuilds anywhere
     assert by_name.config()["arch_config"] == TINY_CFG
     before = torch.random.get_rng_state()
     x = by_name.encode(images)[0]
     assert torch.equal(torch.random.get_rng_state(), before)  # building the model left the global RNG alone
     torch.testing.assert_close(x, encoder.encode(images)[0], atol=1e-5, rtol=1e-5)
-    other = ImageEncoder(registered, seed=1, device="cpu")
+    other = ImageEncoder(registered, weights="random", seed=1, device="cpu")
     assert "random:0" in by_name.weights_id() and "random:1" in other.weights_id()
     assert not torch.allclose(other.encode(images)[0], x)
 
 
 def test_weights_from_checkpoint_file_and_folder(registered, images, tmp_path):
-    source = ImageEncoder(registered, seed=7, device="cpu")
+    source = ImageEncoder(registered, weights="random", seed=7, device="cpu")
     expected = source.encode(images)[0]
     path = tmp_path / "tiny.pt"
     torch.save(source.model.state_dict(), path)
@@ -243,18 +252,100 @@ def test_feature_cache(encoder, images, bad_files, tmp_path):
 
 def test_errors_name_the_fix(tmp_path):
     with pytest.raises(ValueError, match="Unknown `arch` 'no-such-arch'.*list_models"):
-        ImageEncoder("no-such-arch").output_dim
+        ImageEncoder("no-such-arch", weights="random").output_dim
     with pytest.raises(ValueError, match="tags: .*openai"):
         ImageEncoder("ViT-B-32", weights="not-a-tag").config()
-    with pytest.raises(FileNotFoundError, match="not in the local cache.*never downloads"):
+    with pytest.raises(FileNotFoundError, match="not in the local cache.*HF_HUB_OFFLINE=1.*local-dir:PATH"):
         ImageEncoder("ViT-B-32", weights="openai", cache_dir=str(tmp_path)).weights_id()
     with pytest.raises(FileNotFoundError, match="not an existing"):
         ImageEncoder(weights=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="differs from open_clip's built-in"):
-        ImageEncoder("ViT-B-32", arch_config=TINY_CFG).config()
+        ImageEncoder("ViT-B-32", arch_config=TINY_CFG, weights="random").config()
     with pytest.raises(ValueError, match="`batch_size`"):
         ImageEncoder(batch_size=0)
     with pytest.raises(ValueError, match="local-dir"):
         ImageEncoder(f"local-dir:{tmp_path}")
     # ViT-B-32 resolves without building the model
-    assert ImageEncoder("ViT-B-32").output_dim == 512
+    assert ImageEncoder("ViT-B-32", weights="random").output_dim == 512
+
+
+def test_no_weights_is_an_error_that_names_the_choices():
+    """No default weights: None never falls back to random weights silently."""
+    from ctxrec.modalities import get_encoder
+
+    for build in (ImageEncoder, lambda: ImageEncoder(TINY, arch_config=TINY_CFG), lambda: get_encoder("image"),
+                  lambda: get_encoder("clip-text")):
+        with pytest.raises(ValueError, match=r"needs `weights`.*local-dir:PATH.*laion2b_s34b_b79k.*'random'.*imagenet"):
+            build()
+
+
+def test_a_tag_offline_names_the_local_options(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = ImageEncoder("ViT-B-32", weights="laion2b_s34b_b79k", cache_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        enc.output_dim
+    message = str(err.value)
+    assert "'laion2b_s34b_b79k'" in message and "HF_HUB_OFFLINE=1" in message
+    assert "checkpoint file" in message and "local-dir:PATH" in message and "'imagenet'" in message
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE=1.*local-dir:PATH.*imagenet"):
+        ImageEncoder("ViT-B-32", weights="hf-hub:no-org/no-such-clip", cache_dir=str(tmp_path)).output_dim
+
+
+def test_random_weights_when_asked_are_named_random(registered, caplog, monkeypatch):
+    import logging
+
+    from ctxrec.modalities import list_encoders, register_encoder, registry
+
+    enc = ImageEncoder(registered, weights="random", seed=3, device="cpu")
+    assert enc.weights_kind() == "random" and enc.space == f"clip:{registered}:random"
+    assert enc.config()["weights"] == "random" and enc.weights_id().endswith("@random:3")
+    assert enc.text_tower().weights_kind() == "random"
+    with caplog.at_level(logging.INFO, logger="ctxrec.modalities.clip_weights"):
+        enc.model
+    assert any("RANDOM weights" in r.getMessage() and "weights='random'" in r.getMessage() for r in caplog.records)
+
+    # an encoder built with weights="random" is listed as random
+    class RandomTinyClip(ImageEncoder):
+        def __init__(self, **kwargs):
+            super().__init__(registered, **{"weights": "random", "device": "cpu", **kwargs})
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_encoder("tiny-random-clip", RandomTinyClip, modality="image", space="clip")
+    rows = {row["name"]: row for row in list_encoders(describe=True) if row["name"] == "tiny-random-clip"}
+    assert rows["tiny-random-clip"]["weights"] == "random" and rows["tiny-random-clip"]["dim"] == 64
+
+
+def test_a_tag_is_downloaded_by_open_clip_when_online(registered, images, monkeypatch, tmp_path):
+    """Online, a pretrained tag not in the cache is fetched with open_clip's own download, into
+    `cache_dir`, when the model is first needed (resolving the config downloads nothing)."""
+    import open_clip
+
+    source = ImageEncoder(registered, weights="random", seed=5, device="cpu")
+    expected = source.encode(images)[0]
+    served = tmp_path / "served.pt"
+    torch.save(source.model.state_dict(), served)
+    calls = []
+
+    def download(cfg, prefer_hf_hub=True, cache_dir=None):
+        calls.append((cfg["hf_hub"], cache_dir))
+        return str(served)
+
+    tag_cfg = {"hf_hub": "no-org/tiny-clip/", "interpolation": "bilinear"}
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: tag_cfg if tag == "tiny-tag" else {})
+    monkeypatch.setattr(open_clip, "download_pretrained", download)
+    from ctxrec.modalities import clip_weights
+
+    monkeypatch.setattr(clip_weights, "_cached_tag_file", lambda cfg, cache_dir: None)  # not cached here
+    enc = ImageEncoder(registered, weights="tiny-tag", device="cpu", cache_dir=str(tmp_path / "cache"))
+    assert enc.output_dim == 64 and enc.config()["image_interpolation"] == "bilinear" and calls == []
+    assert enc.weights_kind() == "pretrained" and "random" not in enc.space
+    x = enc.encode(images)[0]
+    assert calls == [("no-org/tiny-clip/", str(tmp_path / "cache"))]
+    assert enc.weights_id().startswith(f"{registered}/tiny-tag@sha256:")
+    # bilinear instead of bicubic resizing: the same weights, nearly the same vectors
+    torch.testing.assert_close(x, expected, atol=0.1, rtol=0.1)
+    # the download failing is an error that names the local options
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("no route")))
+    with pytest.raises(FileNotFoundError, match="no route.*local-dir:PATH.*imagenet"):
+        ImageEncoder(registered, weights="tiny-tag", device="cpu").encode(images)

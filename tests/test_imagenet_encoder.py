@@ -163,7 +163,19 @@ def test_registered_and_listed_as_pretrained(monkeypatch):
     monkeypatch.setattr(registry, "_load_entry_points", lambda: None)
     described = {row["name"]: row for row in list_encoders(describe=True)}
     assert described["imagenet"]["weights"] == "pretrained" and described["imagenet"]["dim"] == 1280
-    assert described["image"]["weights"] == "random"  # open_clip with no CLIP weights on disk
+    # open_clip has no default weights (none ship anywhere): listed as not buildable, never as silently random
+    assert described["image"]["weights"] is None and "needs `weights`" in described["image"]["error"]
+
+
+def test_the_default_image_encoder_is_the_pretrained_imagenet_one():
+    """Asking for images with no CLIP weights gives EfficientNet-Lite0 with its ImageNet weights."""
+    from ctxrec.modalities.image import default_image_encoder
+
+    enc = default_image_encoder()
+    assert isinstance(enc, ImageNetEncoder) and enc.name == "imagenet" and enc.weights_kind() == "pretrained"
+    assert enc.arch == "efficientnet-lite0" and enc.weights == "imagenet" and enc.output_dim == 1280
+    runtime = default_image_encoder(device="cpu", batch_size=4)
+    assert isinstance(runtime, ImageNetEncoder) and runtime.batch_size == 4 and runtime.device == "cpu"
 
 
 def _checkerboard(n=8, size=256):

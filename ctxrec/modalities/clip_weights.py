@@ -1,9 +1,15 @@
 """Where an :class:`~ctxrec.modalities.image.ImageEncoder`'s open_clip model comes from.
 
-Resolves the ``weights`` argument (none, a pretrained tag, a checkpoint file,
-``local-dir:PATH`` or ``hf-hub:ORG/NAME``) and the architecture to one checkpoint file,
-model config and preprocessing, looking only at local files and caches; fingerprints
-the files for :meth:`ImageEncoder.weights_id`; builds the model from what it resolved.
+Resolves the ``weights`` argument (a checkpoint file, ``local-dir:PATH``, an open_clip
+pretrained tag, ``hf-hub:ORG/NAME`` or ``"random"``) and the architecture to one checkpoint
+file, model config and preprocessing; fingerprints the files for
+:meth:`ImageEncoder.weights_id`; builds the model from what it resolved.
+
+Local files and folders never touch the network. A pretrained tag or hub name is looked up
+in the local caches first; when it is not there, open_clip downloads it into ``cache_dir``
+(its own ``pretrained=`` download), at the first use of the model, unless
+``HF_HUB_OFFLINE=1``, in which case the error names the local options. There is no default:
+``weights=None`` is an error, so nothing falls back to random weights silently.
 ``open_clip`` is imported inside the functions that need it.
 """
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -23,6 +30,8 @@ from ctxrec.optional import require
 
 if TYPE_CHECKING:
     from ctxrec.modalities.image import ImageEncoder
+
+log = logging.getLogger(__name__)
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 # open_clip's own preference when a folder holds several checkpoints
@@ -47,12 +56,45 @@ def _check_arch(arch: str, arch_config: dict | None) -> None:
         )
 
 
-def _resolve_weights(weights: str | os.PathLike | None) -> tuple[str | None, str, str | None]:
+#: the value of ``weights`` that asks for an untrained model
+RANDOM = "random"
+
+
+def _hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids downloads (read at call time, as huggingface_hub's values)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _local_options() -> str:
+    return (
+        f"use local weights instead: a checkpoint file (weights='/path/to/open_clip_model.safetensors'), a folder "
+        f"(weights='local-dir:PATH', optionally with open_clip_config.json), or, with no CLIP weights at all, the "
+        f"offline pretrained ImageNet encoder 'imagenet' (get_encoder('imagenet'); ctxrec encode --encoder image "
+        f"picks it when no weights are given; text-to-image search then goes through `ctxrec align`)"
+    )
+
+
+def _missing_weights_message(arch: str) -> str:
+    return (
+        f"ImageEncoder (open_clip {arch!r}) needs `weights`: a checkpoint file, 'local-dir:PATH', an open_clip "
+        f"pretrained tag (e.g. 'laion2b_s34b_b79k' for ViT-B-32: open_clip.list_pretrained_tags_by_model('{arch}'); "
+        f"downloaded into `cache_dir` when online), 'hf-hub:ORG/NAME', or 'random' (untrained: the vectors mean "
+        f"nothing, for tests only). With no CLIP weights, use the pretrained 'imagenet' encoder "
+        f"(ImageNetEncoder, offline)"
+    )
+
+
+def _resolve_weights(weights: str | os.PathLike | None, arch: str = "ViT-B-32") -> tuple[str, str, str | None]:
     """``weights`` -> (string kept in the config, kind, where), without importing open_clip."""
     if weights is None:
-        return None, "random", None
+        raise ValueError(_missing_weights_message(arch))
     if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"`weights` must be None, a pretrained tag or a path, got {weights!r}")
+        raise TypeError(
+            f"`weights` must be a checkpoint path, 'local-dir:PATH', a pretrained tag, 'hf-hub:ORG/NAME' or "
+            f"'random', got {weights!r}"
+        )
+    if weights == RANDOM:
+        return RANDOM, "random", None
     text = os.fspath(weights)
     kind, where, explicit_dir = split_source(text)
     if kind == "hub":
@@ -71,7 +113,7 @@ def _resolve_weights(weights: str | os.PathLike | None) -> tuple[str | None, str
         kind = "folder" if explicit_dir else "checkpoint file or folder"
         raise FileNotFoundError(
             f"`weights` {text!r} is not an existing {kind} (looked at {path.resolve()}); pass an existing "
-            "path, an open_clip pretrained tag in the local cache, or None for random weights"
+            "path, an open_clip pretrained tag, 'hf-hub:ORG/NAME', or 'random' for untrained weights (tests only)"
         )
     return text, "tag", text
 
@@ -84,7 +126,7 @@ def _resolve_spec(enc: ImageEncoder) -> dict:
     builtin_file = Path(open_clip.__file__).parent / "model_configs" / f"{enc.arch}.json"
     builtin_cfg = json.loads(builtin_file.read_text()) if builtin_file.is_file() else None
     known_cfg = open_clip.get_model_config(enc.arch)  # built-in or added with add_model_config
-    checkpoint, folder_cfg, folder_config, weights_pp = None, None, None, {}
+    checkpoint, folder_cfg, folder_config, weights_pp, fetch = None, None, None, {}, None
 
     if enc._kind == "tag":
         tag_cfg = open_clip.get_pretrained_cfg(enc.arch, enc.weights)
@@ -96,17 +138,22 @@ def _resolve_spec(enc: ImageEncoder) -> dict:
             )
         checkpoint = _cached_tag_file(tag_cfg, enc.cache_dir)
         if checkpoint is None:
-            raise FileNotFoundError(
-                f"The weights of {enc.arch!r} / {enc.weights!r} are not in the local cache and ImageEncoder never "
-                f"downloads. With network access, fetch them once: python -c \"import open_clip; "
-                f"open_clip.create_model('{enc.arch}', pretrained='{enc.weights}')\", or pass a checkpoint file"
-            )
+            if _hub_offline():
+                raise FileNotFoundError(
+                    f"The weights of {enc.arch!r} / {enc.weights!r} are not in the local cache "
+                    f"({enc.cache_dir or 'the default caches'}) and HF_HUB_OFFLINE=1 forbids downloading them; "
+                    f"{_local_options()}"
+                )
+            fetch = ("tag", tag_cfg)  # open_clip downloads them when the model is first built
         weights_pp = tag_cfg
     elif enc._kind == "file":
         checkpoint = enc._location
-    elif enc._kind in ("dir", "hub"):  # a folder: local, or a hub snapshot in the local cache
-        folder = Path(enc._location) if enc._kind == "dir" else _cached_hub_folder(enc._location, enc.cache_dir)
-        checkpoint = _checkpoint_in(folder)
+    elif enc._kind in ("dir", "hub"):  # a folder: local, or a hub snapshot in (or fetched into) the cache
+        folder = Path(enc._location) if enc._kind == "dir" else _hub_folder(enc._location, enc.cache_dir)
+        if enc._kind == "hub" and not _has_checkpoint(folder):
+            fetch = ("hub", enc._location)
+        else:
+            checkpoint = _checkpoint_in(folder)
         config_file = folder / "open_clip_config.json"
         if config_file.is_file():
             folder_config = str(config_file)
@@ -144,15 +191,51 @@ def _resolve_spec(enc: ImageEncoder) -> dict:
         "model_cfg": copy.deepcopy(model_cfg),
         "builtin": builtin_cfg is not None,
         "checkpoint": checkpoint,
+        "fetch": fetch,  # what to download before the model is built, when the checkpoint is not cached
         "folder_config": folder_config,
         "preprocess": pp,
     }
+
+
+def _checkpoint(enc: ImageEncoder) -> str | None:
+    """The checkpoint file of ``enc.spec``, downloaded first by open_clip when it is not cached (None: random)."""
+    spec = enc.spec
+    if spec["checkpoint"] is None and spec.get("fetch"):
+        if _hub_offline():  # set since the spec was resolved
+            raise FileNotFoundError(
+                f"The weights {enc.weights!r} of ImageEncoder({enc.arch!r}) are not in the local cache and "
+                f"HF_HUB_OFFLINE=1 forbids downloading them; {_local_options()}"
+            )
+        open_clip = require("open_clip", "ImageEncoder")
+        kind, what = spec["fetch"]
+        log.info("ImageEncoder %s: downloading weights %r with open_clip into %s", enc.arch, enc.weights,
+                 enc.cache_dir or "its default cache")
+        try:
+            if kind == "tag":
+                path = open_clip.download_pretrained(what, cache_dir=enc.cache_dir)
+            else:
+                path = open_clip.pretrained.download_pretrained_from_hf(what, cache_dir=enc.cache_dir)
+        except Exception as e:  # no network, a moved file: say what to do instead
+            raise FileNotFoundError(
+                f"open_clip could not download the weights {enc.weights!r} of {enc.arch!r} ({e}); "
+                f"{_local_options()}"
+            ) from e
+        if not path or not os.path.isfile(path):
+            raise FileNotFoundError(f"open_clip's download of {enc.weights!r} gave no file ({path!r})")
+        spec["checkpoint"], spec["fetch"] = str(path), None
+    return spec["checkpoint"]
 
 
 def _build_model(enc: ImageEncoder):
     """``(model on the CPU, eval transform)`` from :func:`_resolve_spec`, random init seeded by ``enc.seed``."""
     open_clip = require("open_clip", "ImageEncoder")
     spec = enc.spec
+    checkpoint = _checkpoint(enc)
+    if checkpoint is None:
+        log.info("ImageEncoder %s: RANDOM weights (weights='random', seed %d): the vectors mean nothing; "
+                 "for tests only", enc.arch, enc.seed)
+    else:
+        log.info("ImageEncoder %s: weights %r from %s", enc.arch, enc.weights, checkpoint)
     pp = spec["preprocess"]
     size = pp["size"]
     size = size if isinstance(size, int) else tuple(size)
@@ -164,7 +247,7 @@ def _build_model(enc: ImageEncoder):
         torch.manual_seed(enc.seed)
         model, _, preprocess = open_clip.create_model_and_transforms(
             enc.arch,
-            pretrained=spec["checkpoint"],
+            pretrained=checkpoint,
             device="cpu",
             force_image_size=None if size in (arch_size, _pair(arch_size)) else size,
             image_mean=tuple(pp["mean"]),
@@ -176,6 +259,18 @@ def _build_model(enc: ImageEncoder):
             cache_dir=enc.cache_dir,
         )
     return model, preprocess
+
+
+def _build_preprocess(enc: ImageEncoder):
+    """open_clip's eval transform for ``enc.spec``'s preprocessing, as ``create_model_and_transforms`` makes it."""
+    require("open_clip", "ImageEncoder")
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    pp = dict(enc.spec["preprocess"])
+    pp["mean"], pp["std"] = tuple(pp["mean"]), tuple(pp["std"])
+    if isinstance(pp["size"], list):
+        pp["size"] = tuple(pp["size"])
+    return image_transform_v2(PreprocessCfg(**pp), is_train=False)
 
 
 def _build_tokenizer(enc: ImageEncoder):
@@ -191,7 +286,7 @@ def _weights_id(enc: ImageEncoder) -> str:
     if enc._kind == "random":
         arch_hash = hashlib.sha256(_canonical(spec["model_cfg"]).encode()).hexdigest()[:12]
         return f"{enc.arch}#{arch_hash}@random:{enc.seed}"
-    files = [spec["checkpoint"]] + ([spec["folder_config"]] if spec.get("folder_config") else [])
+    files = [_checkpoint(enc)] + ([spec["folder_config"]] if spec.get("folder_config") else [])
     label = f"{enc.arch}/{enc.weights}" if enc._kind == "tag" else enc.weights
     return f"{label}@sha256:{_fingerprint(files)[:16]}"
 
@@ -221,16 +316,31 @@ def _cached_tag_file(tag_cfg: dict, cache_dir: str | None) -> str | None:
     return None
 
 
-def _cached_hub_folder(repo: str, cache_dir: str | None) -> Path:
+def _hub_folder(repo: str, cache_dir: str | None) -> Path:
+    """The cache folder of a hub model's ``open_clip_config.json``; fetched (a few kB) when online."""
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(repo, "open_clip_config.json", cache_dir=cache_dir)
-    if not isinstance(found, str):
+    if isinstance(found, str):
+        return Path(found).parent
+    if _hub_offline():
         raise FileNotFoundError(
-            f"`weights` 'hf-hub:{repo}' is not in the local Hugging Face cache and ImageEncoder never downloads. "
-            f"With network access: huggingface-cli download {repo}; or pass 'local-dir:PATH'"
+            f"`weights` 'hf-hub:{repo}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids "
+            f"downloading it; {_local_options()}"
         )
+    open_clip = require("open_clip", "ImageEncoder")
+    try:
+        found = open_clip.pretrained.download_pretrained_from_hf(repo, filename="open_clip_config.json",
+                                                                 cache_dir=cache_dir)
+    except Exception as e:
+        raise FileNotFoundError(
+            f"`weights` 'hf-hub:{repo}': could not download its open_clip_config.json ({e}); {_local_options()}"
+        ) from e
     return Path(found).parent
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return any(p.is_file() and p.name.endswith(_CHECKPOINT_SUFFIXES) for p in folder.iterdir())
 
 
 def _checkpoint_in(folder: Path) -> str:

@@ -2,10 +2,14 @@
 
 The architecture ("which model": an open_clip name such as ``"ViT-B-32"``, one registered
 with :func:`open_clip.add_model_config`, or a config dict) and the weights ("which
-checkpoint": none, an open_clip pretrained tag, a checkpoint file, ``local-dir:PATH`` or
-``hf-hub:ORG/NAME``) are chosen separately. Weights are only ever read from disk: a tag
-or hub name must already be in the local cache. ``open_clip`` is imported when the
-encoder first needs it, which keeps ``import ctxrec`` light.
+checkpoint": a checkpoint file, ``local-dir:PATH``, an open_clip pretrained tag,
+``hf-hub:ORG/NAME`` or ``"random"``) are chosen separately, and the weights must be
+chosen: there is no default, so nothing runs on random weights unless asked to. Local
+files never touch the network; a tag or hub name not in the local cache is downloaded by
+open_clip (into ``cache_dir``) unless ``HF_HUB_OFFLINE=1``. With no CLIP weights at all,
+:func:`default_image_encoder` gives the offline, ImageNet-pretrained
+:class:`~ctxrec.modalities.imagenet.ImageNetEncoder` instead. ``open_clip`` is imported
+when the encoder first needs it, which keeps ``import ctxrec`` light.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from torch import Tensor
 from ctxrec.modalities.base import Encoder, as_text, is_missing
 from ctxrec.modalities.clip_weights import (
     _build_model,
+    _build_preprocess,
     _build_tokenizer,
     _check_arch,
     _floats,
@@ -47,11 +52,15 @@ class ImageEncoder(_ReadsImages):
         arch (str, optional): The architecture: an open_clip model name (see
             ``open_clip.list_models()``), including ones added with
             ``open_clip.add_model_config``. (default: ``"ViT-B-32"``)
-        weights (str | PathLike, optional): :obj:`None` for random weights (seeded by
-            ``seed``), an open_clip pretrained tag (``"laion2b_s34b_b79k"``; must be in
-            the local cache), a checkpoint file, ``"local-dir:PATH"`` (a folder with a
-            checkpoint and optionally ``open_clip_config.json``) or ``"hf-hub:ORG/NAME"``
-            (from the local Hugging Face cache). Never downloads. (default: :obj:`None`)
+        weights (str | PathLike): Required. A checkpoint file, ``"local-dir:PATH"`` (a
+            folder with a checkpoint and optionally ``open_clip_config.json``), an open_clip
+            pretrained tag of ``arch`` (``"laion2b_s34b_b79k"``) or ``"hf-hub:ORG/NAME"``
+            (both taken from the local cache, else downloaded by open_clip into
+            ``cache_dir`` on first use; with ``HF_HUB_OFFLINE=1`` an error names the local
+            options), or ``"random"``: an untrained model seeded by ``seed``, for tests
+            only, named as random in :meth:`weights_kind`, :attr:`space`,
+            :meth:`weights_id` and the log. :obj:`None` is an error that lists these
+            choices and the offline ``imagenet`` encoder. (default: :obj:`None`)
         device (str, optional): Where to run. (default: ``"cuda"`` if available, else ``"cpu"``)
         batch_size (int, optional): Images per forward pass. (default: ``32``)
         normalize (bool, optional): L2-normalise the embeddings. (default: :obj:`True`)
@@ -69,8 +78,8 @@ class ImageEncoder(_ReadsImages):
             globally; :meth:`config` embeds it whenever ``arch`` is not shipped with
             open_clip, so a saved encoder rebuilds anywhere. (default: :obj:`None`)
         seed (int, optional): Seed of the random initialisation. (default: ``0``)
-        cache_dir (str, optional): Where to look for pretrained-tag and hub weights.
-            (default: open_clip's and Hugging Face's default caches)
+        cache_dir (str, optional): Where pretrained-tag and hub weights are looked up and
+            downloaded to. (default: open_clip's and Hugging Face's default caches)
 
     Example:
         >>> enc = ImageEncoder("ViT-B-32", weights="/models/clip-b32.safetensors")  # doctest: +SKIP
@@ -78,6 +87,9 @@ class ImageEncoder(_ReadsImages):
         >>> x.shape, mask.tolist(), enc.last_report["missing"]                      # doctest: +SKIP
         (torch.Size([3, 512]), [True, False, False], ['missing.png'])
         >>> q, _ = enc.encode_text(["a red bicycle"])  # same space: scores = x @ q.T  # doctest: +SKIP
+        >>> ImageEncoder("ViT-B-32", weights="laion2b_s34b_b79k")  # open_clip downloads it   # doctest: +SKIP
+        >>> ImageEncoder("ViT-B-32", weights="random").weights_kind()  # tests only           # doctest: +SKIP
+        'random'
     """
 
     name = "image"
@@ -109,7 +121,7 @@ class ImageEncoder(_ReadsImages):
         if not isinstance(seed, int):
             raise TypeError(f"`seed` must be an integer, got {seed!r}")
         self.arch = arch
-        self.weights, self._kind, self._location = _resolve_weights(weights)
+        self.weights, self._kind, self._location = _resolve_weights(weights, arch)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.normalize = bool(normalize)
@@ -123,7 +135,7 @@ class ImageEncoder(_ReadsImages):
             "resize_mode": image_resize_mode,
         }
         self._arch_config = copy.deepcopy(arch_config)
-        self.space = f"clip:{arch}:{self.weights or 'random'}"
+        self.space = f"clip:{arch}:{self.weights}"
         self.last_report: dict[str, list[str]] = {"missing": [], "corrupt": []}
         self._spec: dict | None = None
         self._model = None
@@ -217,16 +229,23 @@ class ImageEncoder(_ReadsImages):
 
     @property
     def model(self):
-        """The open_clip model, built on first use (random init on the CPU with ``seed``)."""
+        """The open_clip model, built on first use (on the CPU, seeded by ``seed``; the weights downloaded
+        first when a tag or hub name is not cached)."""
         if self._model is None:
-            model, self._preprocess = _build_model(self)
+            model, _ = _build_model(self)
             self._model = model.to(self.device).eval()
         return self._model
 
     @property
     def preprocess(self):
-        """open_clip's eval transform: PIL image -> ``[3, H, W]`` tensor."""
-        self.model
+        """open_clip's eval transform: PIL image -> ``[3, H, W]`` tensor.
+
+        Made from the resolved preprocessing alone, without the model, so reading images
+        loads no weights: the model is built (and downloaded) in the forward pass, where an
+        error is an error rather than one more unreadable image.
+        """
+        if self._preprocess is None:
+            self._preprocess = _build_preprocess(self)
         return self._preprocess
 
     @property
@@ -235,6 +254,40 @@ class ImageEncoder(_ReadsImages):
         if self._tokenizer is None:
             self._tokenizer = _build_tokenizer(self)
         return self._tokenizer
+
+
+#: arguments both image encoders take; any other one is open_clip's and asks for it
+_SHARED_ARGS = frozenset({"device", "batch_size", "normalize"})
+
+
+def default_image_encoder(**kwargs: Any) -> Encoder:
+    """The image encoder a user gets when asking for images: open_clip when weights are given,
+    else the ImageNet-pretrained CNN, which works offline.
+
+    No CLIP weights ship in any package, so without them the built-in
+    :class:`~ctxrec.modalities.imagenet.ImageNetEncoder` (registry name ``imagenet``,
+    EfficientNet-Lite0) gives the image vectors; text-to-image search then goes through a
+    learned alignment (``ctxrec align``) instead of CLIP's shared space. ``ctxrec encode
+    --encoder image`` and the demo use this.
+
+    Args:
+        **kwargs: With ``weights`` (anything but None), or any open_clip argument such as
+            ``arch``: :class:`ImageEncoder`'s arguments (open_clip; a missing ``weights`` is
+            then an error that lists the choices). Otherwise only ``device``, ``batch_size``
+            and ``normalize``, passed to the ``imagenet`` encoder.
+
+    Example:
+        >>> default_image_encoder().name                                   # doctest: +SKIP
+        'imagenet'
+        >>> default_image_encoder(weights="/models/clip-b32.safetensors").name  # doctest: +SKIP
+        'image'
+    """
+    from ctxrec.modalities.registry import get_encoder
+
+    if kwargs.get("weights") is not None or set(kwargs) - _SHARED_ARGS:
+        return get_encoder("image", **kwargs)
+    kwargs.pop("weights", None)
+    return get_encoder("imagenet", **kwargs)
 
 
 class TextTowerEncoder(Encoder):
