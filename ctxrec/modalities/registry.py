@@ -12,7 +12,8 @@ after which ``get_encoder("clap")`` works without touching ctxrec.
 
 The registry also records which encoders write into one **shared embedding space**
 (a *space family*): ``image`` and ``clip-text`` (open_clip's two towers), ``clap`` and
-``clap-text`` (CLAP's), and ``text`` (or ``imagenet``) with itself. Vectors of two encoders in one family,
+``clap-text`` (CLAP's), and ``text``, ``multilingual-text`` (USE, family
+``use-multilingual``) or ``imagenet`` each with itself. Vectors of two encoders in one family,
 built from the same weights, are directly comparable, which is what lets a text query
 find images or sounds (see :func:`ctxrec.graph.search.ItemSearch`). A plug-in joins a
 family by setting the class attribute ``space_family``; otherwise it is alone in its own.
@@ -266,6 +267,7 @@ def _describe(entry: _Entry) -> str:
 #: Built-in encoders: name -> (dotted path, modality, space family). Imported on first use.
 _BUILTINS: dict[str, tuple[str, str, str]] = {
     "text": ("ctxrec.modalities.text:TextEncoder", "text", "text"),
+    "multilingual-text": ("ctxrec.modalities.multilingual:MultilingualTextEncoder", "text", "use-multilingual"),
     "image": ("ctxrec.modalities.image:ImageEncoder", "image", "clip"),
     "imagenet": ("ctxrec.modalities.imagenet:ImageNetEncoder", "image", "imagenet"),
     "clip-text": ("ctxrec.modalities.image:TextTowerEncoder", "text", "clip"),
