@@ -126,12 +126,16 @@ def _pseudonymizer(key_file: Optional[Path], data_dirs=()):
 
 @app.command()
 def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
-           encoder: str = typer.Option("text", help="Registered encoder: text, image, audio, clap, clip-text, clap-text, "
-                                                     "or a plug-in (`ctxrec encoders`)."),
+           encoder: str = typer.Option("text", help="Registered encoder: text, image, imagenet, audio, clap, clip-text, "
+                                                     "clap-text, or a plug-in (`ctxrec encoders`). `image` is open_clip "
+                                                     "when --options give its weights, else the pretrained, offline "
+                                                     "`imagenet` CNN."),
            model: Optional[str] = typer.Option(None, help="Text model name or local path (text encoder; default: "
                                                           "offline all-MiniLM-L6-v2)."),
            options: Optional[str] = typer.Option(None, help="Encoder arguments as JSON, or @FILE of JSON, e.g. "
-                                                            "'{\"arch\": \"ViT-B-16\", \"weights\": \"/models/clip.pt\"}'."),
+                                                            "'{\"arch\": \"ViT-B-16\", \"weights\": \"/models/clip.pt\"}' "
+                                                            "(weights: a file, local-dir:PATH, an open_clip tag, or "
+                                                            "\"random\" for tests)."),
            cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
            out: Optional[str] = typer.Option(".ctxrec/features", help="Also write <name>.parquet and "
                                                                       "manifest.json here ('' for none)."),
@@ -148,15 +152,27 @@ def encode(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     if device:
         kwargs["device"] = device
     try:
-        enc = get_encoder(encoder, **kwargs)
+        if encoder == "image":  # images: open_clip with its weights, else the pretrained ImageNet CNN
+            from ctxrec.modalities.image import default_image_encoder
+
+            enc = default_image_encoder(**kwargs)
+        else:
+            enc = get_encoder(encoder, **kwargs)
     except (ValueError, TypeError, OSError, ImportError) as e:
         _fail(str(e))
+    if enc.name != encoder:
+        typer.echo(f"no open_clip weights given (--options '{{\"weights\": ...}}'): encoding images with "
+                   f"the pretrained `{enc.name}` encoder ({enc.arch})")
+    if enc.weights_kind() == "random":
+        typer.echo(f"{enc.name}: RANDOM weights (asked for): the vectors mean nothing; for tests only")
     with _open(store, db, uri) as st:
         try:
             done = encode_store(st, enc, cache_dir=cache, batch_size=batch_size, progress=True, out_dir=out)
         except (ValueError, OSError) as e:
             _fail(str(e))
-    typer.echo(f"encoded with {encoder} ({enc.weights_id()}, dim {enc.output_dim}, device "
+    kind = enc.weights_kind()
+    kind = f"{kind} weights " if kind in ("pretrained", "random") else ""
+    typer.echo(f"encoded with {enc.name} ({kind}{enc.weights_id()}, dim {enc.output_dim}, device "
                f"{getattr(enc, 'device', 'cpu')}): " + ", ".join(f"{k} {v}" for k, v in done.items()))
     if out is not None:
         typer.echo(f"vectors and manifest written to {out}")

