@@ -352,7 +352,7 @@ def test_zero_length_and_corrupt_image_files_mask_their_rows_only(media_board):
     store, _ = media_board
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        done = encode_store(store, ImageEncoder("ctxrec-tiny-clip", arch_config=TINY_CFG, device="cpu"))
+        done = encode_store(store, ImageEncoder("ctxrec-tiny-clip", arch_config=TINY_CFG, weights="random", device="cpu"))
     _check_masked(store, "image", done, caught)
 
 

@@ -38,7 +38,7 @@ def test_bench_features_writes_purity_per_encoder(tmp_path):
     data = write_ml100k(tmp_path / "ml-100k")
     from ctxrec.bench.features import run
 
-    tiny = {"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "device": "cpu"}
+    tiny = {"arch": "ctxrec-tiny-clip", "arch_config": TINY_CFG, "weights": "random", "device": "cpu"}
     figures = run(data, k=1, cache_dir=tmp_path / "cache", out_dir=tmp_path / "out",
                   encoders={"random": ("image", tiny), "text": ("text", {})})
     saved = json.loads((tmp_path / "out" / "features_ml100k.json").read_text())

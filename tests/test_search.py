@@ -37,7 +37,7 @@ def catalogue(tmp_path_factory):
         render_image(rng, row.colour, row.shape).save(path)
         paths.append(str(path))
     items["image_path"] = paths
-    text, image = get_encoder("text"), ImageEncoder("ctxrec-tiny-clip", arch_config=TINY_CFG, device="cpu")
+    text, image = get_encoder("text"), ImageEncoder("ctxrec-tiny-clip", arch_config=TINY_CFG, weights="random", device="cpu")
     xt, mt = text.encode_all(items["description"].tolist())
     xi, mi = image.encode_all(paths)
     return {"items": items, "text": text, "image": image, "x": {"text": xt, "image": xi},
@@ -154,3 +154,50 @@ def test_unreachable_target_names_the_fix(catalogue):
         ItemSearch(items["item_id"], {"text": catalogue["x"]["text"]}, {})
     with pytest.raises(ValueError, match="No item vectors named 'audio'"):
         audio_less.search("a cover", target="audio")
+
+
+@pytest.fixture(scope="module")
+def imagenet_features(catalogue, tmp_path_factory):
+    """The catalogue's MiniLM text vectors and ImageNet-CNN cover vectors as `ctxrec encode --out` writes them."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="ImageNetEncoder needs pip install 'ctxrec[imagenet]'")
+    from ctxrec.modalities.imagenet import ImageNetEncoder
+    from ctxrec.modalities.vector_files import write_vectors
+
+    folder = tmp_path_factory.mktemp("imagenet_features")
+    items = catalogue["items"]
+    # random weights at 64 px: fast, and colour survives a random CNN; no text tower either way
+    image = ImageNetEncoder(weights="random", device="cpu", image_size=64, resize_size=72)
+    xi, mi = image.encode_all(items["image_path"].tolist())
+    write_vectors(folder, "text", catalogue["text"],
+                  [("Item", items["item_id"], catalogue["x"]["text"], catalogue["mask"]["text"])])
+    write_vectors(folder, "image", image, [("Item", items["item_id"], xi, mi)])
+    return folder
+
+
+def test_cli_text_query_reaches_imagenet_covers_only_through_an_alignment(catalogue, imagenet_features):
+    """`ctxrec search --target image` over text + imagenet vectors: a clear error before `ctxrec align`,
+    covers of the named colour after it (the CNN has no text tower, so the learned space is the only route)."""
+    from typer.testing import CliRunner
+
+    from ctxrec.cli import app
+
+    runner, feats = CliRunner(), str(imagenet_features)
+    res = runner.invoke(app, ["search", "a red cover", "--features", feats, "--target", "image"])
+    assert res.exit_code == 2, res.output
+    assert "cannot reach item vectors ['image']" in res.output and "alignment heads: none" in res.output
+    assert "ctxrec align" in res.output, res.output
+    res = runner.invoke(app, ["align", "--features", feats, "--dim", "32", "--epochs", "300"])
+    assert res.exit_code == 0 and "aligned text, image" in res.output, res.output
+    colour_of = catalogue["items"].set_index("item_id")["colour"]
+    hits = []
+    for colour in COLOURS:
+        res = runner.invoke(app, ["search", f"a {colour} cover", "--features", feats, "--target", "image", "-k", "5"])
+        assert res.exit_code == 0, res.output
+        lines = [line.split() for line in res.output.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+        assert len(lines) == 5 and all(line[-2:] == ["text~image", "(aligned)"] for line in lines), res.output
+        hits += [colour_of[line[1]] == colour for line in lines]
+    # 8 colours: chance is ~1/8
+    assert np.mean(hits) >= 0.6, f"colour precision@5 of text -> imagenet covers is {np.mean(hits):.2f}"
+    # the shared route does not exist for a CNN without a text tower, alignment or not
+    res = runner.invoke(app, ["search", "a red cover", "--features", feats, "--target", "image", "--via", "shared"])
+    assert res.exit_code == 2 and "no encoder of theirs has a text tower" in res.output, res.output
