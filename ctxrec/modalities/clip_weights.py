@@ -67,10 +67,10 @@ def _hub_offline() -> bool:
 
 def _local_options() -> str:
     return (
-        f"use local weights instead: a checkpoint file (weights='/path/to/open_clip_model.safetensors'), a folder "
-        f"(weights='local-dir:PATH', optionally with open_clip_config.json), or, with no CLIP weights at all, the "
-        f"offline pretrained ImageNet encoder 'imagenet' (get_encoder('imagenet'); ctxrec encode --encoder image "
-        f"picks it when no weights are given; text-to-image search then goes through `ctxrec align`)"
+        "use local weights instead: a checkpoint file (weights='/path/to/open_clip_model.safetensors'), a folder "
+        "(weights='local-dir:PATH', optionally with open_clip_config.json), or, with no CLIP weights at all, the "
+        "offline pretrained ImageNet encoder 'imagenet' (get_encoder('imagenet'); ctxrec encode --encoder image "
+        "picks it when no weights are given; text-to-image search then goes through `ctxrec align`)"
     )
 
 
