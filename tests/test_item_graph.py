@@ -22,6 +22,12 @@ class TestItemGraph(RecommenderContract):
         return ItemGraph(l2=10.0, features=())
 
 
+class TestItemGraphWithResidual(RecommenderContract):
+    @classmethod
+    def make(cls):
+        return ItemGraph(l2=10.0, features=(), factors=4, epochs=2)
+
+
 class TestItemGraphWithVectors(RecommenderContract):
     @pytest.fixture(scope="class")
     @classmethod
@@ -104,7 +110,35 @@ def test_context_prior_follows_the_time_slot(context_board):
     assert torch.equal(blind.score(users, morning), blind.score(users, evening))
 
 
+def test_residual_learns_the_time_slot_the_closed_form_cannot_see(context_board):
+    """Without the context prior the closed form scores a user the same in every context; the
+    learned residual's time-slot embeddings move the ranking to the slot's group."""
+    users = torch.arange(context_board.num_users)
+    n, place = len(users), torch.full((len(users),), -1)
+    morning = Context(torch.full((n,), context_board.lookup("time", "mon-morning")), place)
+    evening = Context(torch.full((n,), context_board.lookup("time", "sat-evening")), place)
+    model = ItemGraph(l2=10.0, features=(), factors=8, epochs=150).fit(context_board)
+    a, _ = model.recommend(users, k=5, context=morning, filter_seen=False)
+    b, _ = model.recommend(users, k=5, context=evening, filter_seen=False)
+    assert (group_of(context_board, a) == 0).float().mean() > 0.9
+    assert (group_of(context_board, b) == 1).float().mean() > 0.9
+
+
+def test_residual_survives_save_and_load(context_board, tmp_path):
+    users = torch.arange(context_board.num_users)
+    ctx = Context(torch.full((len(users),), context_board.lookup("time", "mon-morning")), torch.full((len(users),), -1))
+    model = ItemGraph(l2=10.0, features=(), factors=4, epochs=3, seed=1).fit(context_board)
+    again = ItemGraph.load(model.save(tmp_path / "model"), context_board)
+    assert again.residual is not None
+    assert torch.allclose(again.score(users, ctx), model.score(users, ctx))
+    # the seed fixes the fit
+    twin = ItemGraph(l2=10.0, features=(), factors=4, epochs=3, seed=1).fit(context_board)
+    assert torch.allclose(twin.score(users, ctx), model.score(users, ctx))
+
+
 @pytest.mark.parametrize("kwargs, match", [({"l2": 0.0}, "l2 must be > 0"), ({"recency": -1.0}, "recency must be > 0"),
+                                           ({"factors": -1}, "factors must be an integer >= 0"),
+                                           ({"epochs": 1.5}, "epochs must be an integer >= 0"),
                                            ({"k": 0}, "k must be a positive integer"),
                                            ({"content": -1.0}, "content must be >= 0")])
 def test_bad_settings_are_refused(kwargs, match):

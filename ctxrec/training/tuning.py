@@ -35,7 +35,8 @@ DEFAULT_GRIDS: Dict[str, Dict[str, list]] = {
     "lightgcn": {"num_layers": [1, 2, 3]},
     "context_gnn": {},  # one configuration (the defaults); its epoch is chosen on validation
     # the benchmark adds "features" (every item vector, or the first alone)
-    "item_graph": {"l2": [300.0, 1000.0], "recency": [None, 10.0], "context": [0.0, 0.2]},
+    # the learned residual (factors > 0) carries the context; the additive prior stays off
+    "item_graph": {"l2": [300.0, 1000.0], "recency": [None, 10.0], "factors": [0, 32]},
 }
 
 

@@ -36,10 +36,15 @@ pointwise mutual information of the item with the context node in the training e
 scaled by :math:`\\sigma_u`, the spread of the user's scores, so that ``context`` means the
 same for every user.
 
-Nothing is trained by gradient descent: a fit is one ``[I, I]`` matrix inversion (as EASE),
-a k-NN search over the item vectors and a few counts; it takes seconds on MovieLens-100K.
-Every weight (``l2``, ``recency``, ``modality``, ``content``, ``context``) is a setting chosen on
-validation (:data:`ctxrec.training.tuning.DEFAULT_GRIDS`).
+Without ``factors`` nothing is trained by gradient descent: a fit is one ``[I, I]`` matrix
+inversion (as EASE), a k-NN search over the item vectors and a few counts; it takes seconds on
+MovieLens-100K. With ``factors > 0`` a learned residual
+(:class:`~ctxrec.training.models.residual.ContextResidual`) is fitted on top, in logit space:
+user, item, time-slot and place embeddings with the score above (standardised per user) as an
+offset, so that a user's choice can move with the context of the request, which the additive
+prior cannot express. Every weight (``l2``, ``recency``, ``modality``, ``content``,
+``context``, ``factors``) is a setting chosen on validation
+(:data:`ctxrec.training.tuning.DEFAULT_GRIDS`).
 
 Without event times (``graph.train.ts`` is None) every edge weighs 1, and
 ``recency`` has no effect; ``recency=None`` is that ablation.
@@ -55,6 +60,7 @@ from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
 from ctxrec.training.models.ease import EASE
 from ctxrec.training.models.interactions import sparse_csr
+from ctxrec.training.models.residual import ContextResidual, fit_residual, residual_scores
 from ctxrec.training.recommender import Context
 
 
@@ -76,6 +82,9 @@ class ItemGraph(EASE):
             edges (default: 2.0).
         context: :math:`\\gamma`, the weight of the context prior; 0 ignores the context
             (default: 0.0).
+        factors: width of the learned context-aware residual; 0 fits none (default: 0).
+        epochs: passes of the residual over the training events (default: 6).
+        seed: seed of the residual's initialisation and batches (default: 0).
 
     Example:
         >>> model = ItemGraph(recency=10.0).fit(graph.without_test())  # doctest: +SKIP
@@ -86,7 +95,8 @@ class ItemGraph(EASE):
 
     def __init__(self, l2: float = 300.0, recency: Optional[float] = 10.0,
                  features: Sequence[str] = ("text", "image"), k: int = 20, modality: float = 0.1,
-                 content: float = 2.0, context: float = 0.0) -> None:
+                 content: float = 2.0, context: float = 0.0, factors: int = 0, epochs: int = 6,
+                 seed: int = 0) -> None:
         super().__init__(l2)  # the collaborative item graph: EASE's fit, weights, similar_items and state
         if recency is not None and not recency > 0:
             raise ValueError(f"ItemGraph recency must be > 0 (edges) or None (every edge weighs 1), got {recency!r}")
@@ -95,13 +105,19 @@ class ItemGraph(EASE):
         for name, value in (("modality", modality), ("content", content), ("context", context)):
             if not value >= 0:
                 raise ValueError(f"ItemGraph {name} must be >= 0 (0 turns it off), got {value!r}")
+        for name, value in (("factors", factors), ("epochs", epochs)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"ItemGraph {name} must be an integer >= 0, got {value!r}")
         self.recency, self.features = None if recency is None else float(recency), tuple(features)
+        self.factors, self.epochs, self.seed = factors, epochs, int(seed)
+        self.residual: Optional[ContextResidual] = None
         self.k, self.modality, self.content, self.context = k, float(modality), float(content), float(context)
         self.pmi: Dict[str, torch.Tensor] = {}
 
     def config(self) -> dict:
         return {"l2": self.l2, "recency": self.recency, "features": list(self.features), "k": self.k,
-                "modality": self.modality, "content": self.content, "context": self.context}
+                "modality": self.modality, "content": self.content, "context": self.context,
+                "factors": self.factors, "epochs": self.epochs, "seed": self.seed}
 
     def prepare(self, graph: RecGraph) -> None:
         """Everything but the collaborative graph (which :meth:`EASE.fit` computes after this):
@@ -117,10 +133,33 @@ class ItemGraph(EASE):
         self.profiles = self.plain.mean_of(self.vectors) if self.vectors.size(1) else self.vectors
         self.pmi = {kind: context_pmi(graph, kind) for kind in ("time", "place")} if self.context else {}
         self.weights = torch.zeros(graph.num_items, graph.num_items)
+        self.residual = None
+
+    def fit(self, graph: RecGraph) -> "ItemGraph":
+        super().fit(graph)  # prepare, then the collaborative graph
+        if self.factors and self.epochs:
+            self.residual = fit_residual(graph, self.closed_form, self.factors, self.epochs, seed=self.seed)
+        return self
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
         users = torch.as_tensor(users, dtype=torch.long).cpu()
+        out = self.closed_form(users)
+        if self.residual is not None:
+            out = residual_scores(self.residual, out, users, context)
+        if self.context and context is not None:
+            prior = torch.zeros_like(out)
+            for kind, index in (("time", context.time), ("place", context.place)):
+                index = index.cpu()
+                known = index >= 0
+                if kind in self.pmi and bool(known.any()):
+                    prior[known] += self.pmi[kind][index[known]]
+            out = out + self.context * out.std(1, keepdim=True) * prior
+        return out
+
+    @torch.no_grad()
+    def closed_form(self, users: torch.Tensor) -> torch.Tensor:
+        """``[B, I]``: the scores of the two item graphs, before context and residual."""
         weighted = self.users.rows(users)
         cf = weighted @ self.weights
         out = cf.clone()
@@ -139,15 +178,21 @@ class ItemGraph(EASE):
                 scale = spread.std(1, keepdim=True) / cos.std(1, keepdim=True).clamp(min=1e-12)
                 spread = spread + self.content * torch.nan_to_num(scale) * cos
             out[:, self.cold_items] = spread
-        if self.context and context is not None:
-            prior = torch.zeros_like(out)
-            for kind, index in (("time", context.time), ("place", context.place)):
-                index = index.cpu()
-                known = index >= 0
-                if kind in self.pmi and bool(known.any()):
-                    prior[known] += self.pmi[kind][index[known]]
-            out = out + self.context * out.std(1, keepdim=True) * prior
         return out
+
+    def state(self) -> Dict[str, torch.Tensor]:
+        residual = {} if self.residual is None else {f"residual.{k}": v for k, v in self.residual.state_dict().items()}
+        return {**super().state(), **residual}
+
+    def load_state(self, state: Dict[str, torch.Tensor]) -> None:
+        super().load_state(state)
+        residual = {k[len("residual."):]: v for k, v in state.items() if k.startswith("residual.")}
+        if residual:
+            sizes = {k: v.shape for k, v in residual.items()}
+            self.residual = ContextResidual(sizes["tables.user"][0], sizes["tables.item"][0], sizes["tables.time"][0],
+                                            sizes["tables.place"][0], sizes["tables.user"][1])
+            self.residual.load_state_dict(residual)
+            self.residual.eval()
 
 class UserEdges:
     """Each user's training items with a weight, as CSR arrays; :meth:`rows` builds dense rows."""
