@@ -201,3 +201,18 @@ def test_cli_text_query_reaches_imagenet_covers_only_through_an_alignment(catalo
     # the shared route does not exist for a CNN without a text tower, alignment or not
     res = runner.invoke(app, ["search", "a red cover", "--features", feats, "--target", "image", "--via", "shared"])
     assert res.exit_code == 2 and "no encoder of theirs has a text tower" in res.output, res.output
+
+
+def test_alignment_fit_holds_out_the_given_rows():
+    torch.manual_seed(2)
+    z = torch.randn(120, 4)
+    feats = {"a": z @ torch.randn(4, 10), "b": z @ torch.randn(4, 7)}
+    feats["a"][100:] += 100.0  # held-out rows far off: they must not move the standardisation
+    mask = {m: torch.ones(120, dtype=torch.bool) for m in feats}
+    align = Alignment({"a": 10, "b": 7}, dim=4).fit(feats, mask, epochs=40, val_rows=range(100, 120), patience=40)
+    torch.testing.assert_close(align.scale.mean_a, feats["a"][:100].mean(0))
+    assert 1 <= align.best_epoch <= len(align.history) == 40
+    held = [h for _, h in align.history]
+    assert held[align.best_epoch - 1] <= min(held) + 1e-4  # the heads kept are those of the best held-out epoch
+    with pytest.raises(ValueError, match=r"val_rows must be row indices in \[0, 120\)"):
+        Alignment({"a": 10, "b": 7}).fit(feats, mask, epochs=1, val_rows=[5, 120])

@@ -8,18 +8,45 @@ genre, averaged over the genres. The **base rates** are the same shares over all
 what neighbours picked at random would score. Sharing any genre is common (Drama, Comedy), so
 the by-genre figure is the one that separates encoders. Encoders: the ImageNet CNN with its pretrained weights and with random weights (the
 same network), the open_clip ViT the benchmark used so far (random weights here), and the
-plot text (all-MiniLM-L6-v2) for reference. Figures go to ``<out>/features_ml100k.json``.
+plot text (all-MiniLM-L6-v2) for reference.
+
+**Text -> poster retrieval** (:func:`text_to_poster`): with no CLIP weights, a text-image space
+is learned: an :class:`~ctxrec.fusion.align.Alignment` (one linear head over each frozen
+encoder's vectors, symmetric InfoNCE) is fitted on the items that have both, split by item
+into train / validation / test (70/15/15, per seed). The width and temperature of the shared
+space are chosen on the validation items' retrieval MRR, its epochs by early stopping on their
+loss; then each held-out test item's text must find its own poster among all the test items'
+posters: Recall@10 and MRR, against a random ranking's (``chance``: ``10/n`` and
+:math:`H_n / n`). Run for the item text (title, genres, plot: what ``ctxrec encode`` writes
+and ``ctxrec search`` uses) and for the plot alone, against each poster encoder.
+
+**Cold items** (:func:`cold_content_knn`): the ``cold_items`` protocol of ``ctxrec benchmark
+movielens`` (:func:`ctxrec.bench.quality.run`, its split, refit and test), with only the
+content k-NN rows, over the item text, the pretrained posters and both (the two unit vectors
+side by side), raw, mean-centred and whitened.
+
+Figures go to ``<out>/features_ml100k.json``.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ctxrec.bench.report import hash_tables, table, write_report
+from ctxrec.bench.report import aggregate, hash_tables, table, write_report
+
+#: the shared space's settings tried per seed, chosen on the validation items' MRR
+ALIGN_GRID = {"dim": (128, 256, 512), "temperature": (0.1, 0.2, 0.3)}
+#: Alignment.fit settings: at lr 1e-2 the validation loss bottoms out after 2-3 epochs; 1e-3 reaches
+#: the same validation MRR in ~15 epochs, a less brittle early stop (2 seeds measured, 2026-12-07)
+ALIGN_FIT = {"lr": 1e-3, "weight_decay": 1e-4}
+#: share of the items with both modalities held out for validation and for test
+ALIGN_SPLIT = {"val": 0.15, "test": 0.15}
+#: fewer items with both modalities than this: no text -> poster figures
+MIN_PAIRS = 40
 
 
 def genre_purity(vectors: torch.Tensor, genres: np.ndarray, k: int = 10) -> float:
@@ -68,9 +95,182 @@ def base_rate(genres: np.ndarray) -> float:
     return float((shared.sum(1) - shared.diagonal()).sum() / (n * (n - 1)))
 
 
+def retrieval(queries: torch.Tensor, targets: torch.Tensor, k: int = 10) -> Dict[str, float]:
+    """Row ``i`` of ``queries`` looks for row ``i`` of ``targets`` among all rows (cosine).
+
+    Returns:
+        ``{"recall@k": share found in the top k, "mrr": mean of 1 / rank}``; ties count against
+        the right row (its rank is 1 + the number of rows scoring at least as high).
+
+    Example:
+        >>> retrieval(torch.eye(3), torch.eye(3), k=1)
+        {'recall@1': 1.0, 'mrr': 1.0}
+    """
+    q, t = F.normalize(queries.float(), dim=1), F.normalize(targets.float(), dim=1)
+    sims = q @ t.T
+    own = sims.diagonal().unsqueeze(1)
+    rank = (sims >= own).sum(1)  # includes the row itself
+    return {f"recall@{k}": float((rank <= k).float().mean()), "mrr": float((1.0 / rank.float()).mean())}
+
+
+def retrieval_chance(n: int, k: int = 10) -> Dict[str, float]:
+    """What a random ranking of ``n`` candidates scores: ``min(k, n) / n`` and ``H_n / n``."""
+    return {f"recall@{k}": min(k, n) / n, "mrr": float(sum(1.0 / r for r in range(1, n + 1)) / n)}
+
+
+def split_items(n: int, seed: int, val: float = ALIGN_SPLIT["val"], test: float = ALIGN_SPLIT["test"]):
+    """Seeded split of ``n`` rows into ``(train, val, test)`` index arrays."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(n * test)), int(round(n * val))
+    return np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
+
+
+def text_to_poster(text: torch.Tensor, image: torch.Tensor, seeds: Sequence[int] = (0, 1, 2), k: int = 10,
+                   grid: Optional[Dict[str, Sequence]] = None, epochs: int = 300, patience: int = 20,
+                   log: Optional[str] = None) -> Dict[str, object]:
+    """Fit an Alignment on train items, choose it on validation items, score text -> poster on test items.
+
+    Args:
+        text (Tensor [N, d_t]): one text vector per item, row-aligned with ``image``.
+        image (Tensor [N, d_i]): the items' poster vectors.
+        seeds: item splits and head initialisations (default: ``(0, 1, 2)``).
+        k: the recall cut-off (default: 10).
+        grid: ``dim`` and ``temperature`` values tried (default: :data:`ALIGN_GRID`).
+        epochs: most epochs; early stopping on the validation items' loss (default: 300).
+        patience: epochs without improvement before stopping (default: 20).
+        log: a label to print progress lines with (default: None, silent).
+
+    Returns:
+        mean and ``_std`` over seeds of test ``recall@k`` and ``mrr``, ``chance`` for the test
+        size, and ``per_seed`` (chosen settings, epochs, validation figures, sizes).
+    """
+    from ctxrec.fusion.align import Alignment
+
+    grid = dict(grid or ALIGN_GRID)
+    text, image = torch.as_tensor(text, dtype=torch.float32), torch.as_tensor(image, dtype=torch.float32)
+    dims = {"text": text.size(1), "image": image.size(1)}
+    per_seed = []
+    for seed in seeds:
+        train, val, test = split_items(len(text), seed)
+        rows = np.concatenate([train, val])  # the test items stay out of fitting and scaling
+        feats = {"text": text[rows], "image": image[rows]}
+        masks = {m: torch.ones(len(rows), dtype=torch.bool) for m in feats}
+        val_rows = range(len(train), len(rows))
+        best = None
+        for dim in grid["dim"]:
+            for temperature in grid["temperature"]:
+                align = Alignment(dims, dim=dim, temperature=temperature).fit(
+                    feats, masks, epochs=epochs, seed=seed, patience=patience, val_rows=val_rows, **ALIGN_FIT)
+                found = retrieval(align.project("text", text[val]), align.project("image", image[val]), k)
+                if best is None or found["mrr"] > best[1]["mrr"]:
+                    best = (align, found, {"dim": dim, "temperature": temperature})
+        align, found, chosen = best
+        scored = retrieval(align.project("text", text[test]), align.project("image", image[test]), k)
+        per_seed.append({**scored, **{f"val_{m}": v for m, v in found.items()}, **chosen,
+                         "epochs": align.best_epoch, "train": len(train), "val": len(val), "test": len(test)})
+        if log:
+            print(f"[text_to_poster {log} seed {seed}] test recall@{k} {scored[f'recall@{k}']:.4f} "
+                  f"mrr {scored['mrr']:.4f} (chance {retrieval_chance(len(test), k)[f'recall@{k}']:.4f}); "
+                  f"val mrr {found['mrr']:.4f} with {chosen}, {align.best_epoch} epochs", flush=True)
+    out = aggregate({"x": per_seed})["x"]
+    out["chance"] = retrieval_chance(per_seed[0]["test"], k)
+    out[f"recall@{k}_over_chance"] = out[f"recall@{k}"] / out["chance"][f"recall@{k}"]
+    out["grid"] = {key: list(v) for key, v in grid.items()}
+    return out
+
+
+def cold_content_knn(tables, vectors: Dict[str, tuple], seeds: Sequence[int] = (0, 1, 2),
+                     work_dir: Optional[str | Path] = None) -> Dict[str, object]:
+    """The ``cold_items`` benchmark's content k-NN rows over each of ``vectors``.
+
+    Runs :func:`ctxrec.bench.quality.run` (select on validation, refit on train+val, test
+    under ``per_user`` and ``per_context``) with ``models=("content_knn",)``; its own report
+    goes to ``work_dir`` (a temporary folder by default), and the test figures come back.
+
+    Args:
+        tables (GraphTables): the MovieLens graph tables.
+        vectors: feature name -> ``(item ids, [N, d])``.
+        seeds: split seeds (default: ``(0, 1, 2)``, as ``ctxrec benchmark movielens``).
+        work_dir: folder for the quality benchmark's own JSON and plots (default: a temporary one).
+
+    Returns:
+        ``{protocol: {row label: {"ndcg@20", "ndcg@20_std", "recall@20", "hit_rate@20", "mrr@20",
+        "val_ndcg@20"}}}`` and ``_setup``.
+    """
+    import tempfile
+
+    from ctxrec.bench.quality import EVAL_PROTOCOLS, SPLITS
+    from ctxrec.bench.quality import run as run_quality
+    from ctxrec.data import SplitConfig
+
+    keys = ("ndcg@20", "ndcg@20_std", "recall@20", "recall@20_std", "hit_rate@20", "mrr@20", "val_ndcg@20")
+    item_vectors = {("Item", name): v for name, v in vectors.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = run_quality(tables, item_vectors, "features_cold_items", SplitConfig(protocol="cold_items",
+                              **SPLITS["cold_items"]), seeds=seeds, models=("content_knn",),
+                              features=list(vectors), out_dir=work_dir or tmp, markdown=None,
+                              command="ctxrec bench features (cold_items content k-NN)")
+    out: Dict[str, object] = {p: {label: {key: f[key] for key in keys if key in f} for label, f in figures[p].items()}
+                              for p in EVAL_PROTOCOLS}
+    out["_setup"] = {"protocol": "cold_items", "seeds": list(seeds), "split": figures["_setup"]["split"],
+                     "selection": figures["_setup"]["selection"]}
+    return out
+
+
+def both_vectors(a: tuple, b: tuple) -> tuple:
+    """``(ids, [N, d_a + d_b])``: the two unit vectors of each item side by side (zeros where absent)."""
+    ids = sorted(set(map(str, a[0])) | set(map(str, b[0])))
+    pos = {i: r for r, i in enumerate(ids)}
+    parts = []
+    for vid, x in (a, b):
+        x = F.normalize(torch.as_tensor(np.asarray(x), dtype=torch.float32), dim=1)
+        full = torch.zeros(len(ids), x.size(1))
+        full[torch.tensor([pos[str(i)] for i in vid])] = x
+        parts.append(full)
+    return np.asarray(ids), torch.cat(parts, dim=1).numpy()
+
+
+def _text_to_poster(movies, encoded: Dict[str, tuple], texts: Dict[str, tuple], seeds, grid, cache_dir):
+    """``text_to_poster`` (item text) and ``plot_to_poster`` (the plot alone) against each poster encoder."""
+    from ctxrec.modalities.cache import FeatureCache
+    from ctxrec.modalities.registry import get_encoder
+
+    plots = movies[movies["plot"].map(lambda p: isinstance(p, str) and bool(p.strip()))]
+    text_name = "text" if "text" in texts else next(iter(texts))
+    x_plot, ok = FeatureCache(cache_dir).encode(get_encoder("text"), plots["plot"].tolist())
+    sources = {"text_to_poster": texts[text_name],
+               "plot_to_poster": (plots["item_id"].astype(str).to_numpy()[ok.numpy()], x_plot[ok].numpy())}
+    out: Dict[str, object] = {}
+    rows = []
+    for key, (t_ids, t_x) in sources.items():
+        t_pos = {str(i): r for r, i in enumerate(t_ids)}
+        t_x = torch.as_tensor(np.asarray(t_x))
+        for label, (modality, ids, x) in encoded.items():
+            if modality != "image" or (key == "plot_to_poster" and label != "pretrained" and "pretrained" in encoded):
+                continue  # the plot alone: against the pretrained posters only
+            x = torch.as_tensor(np.asarray(x))
+            both = [(t_pos[str(i)], r) for r, i in enumerate(ids)
+                    if str(i) in t_pos and x[r].abs().sum() > 0 and t_x[t_pos[str(i)]].abs().sum() > 0]
+            if len(both) < MIN_PAIRS:
+                print(f"{key} {label}: only {len(both)} items have both; skipped (needs {MIN_PAIRS})")
+                continue
+            t_rows, i_rows = (list(c) for c in zip(*both))
+            found = text_to_poster(t_x[t_rows], x[i_rows], seeds=seeds, grid=grid, log=f"{key} {label}")
+            found["items"] = len(both)
+            out.setdefault(key, {})[label] = found
+            rows.append({"query": key.split("_")[0], "posters": label, "items": len(both), "test": found["per_seed"][0]["test"],
+                         "recall@10": found["recall@10"], "±": found["recall@10_std"],
+                         "chance@10": found["chance"]["recall@10"], "mrr": found["mrr"], "chance_mrr": found["chance"]["mrr"]})
+    if rows:
+        print(table(rows, ["query", "posters", "items", "test", "recall@10", "±", "chance@10", "mrr", "chance_mrr"]))
+    return out
+
+
 def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", out_dir: str | Path = "benchmarks",
-        encoders: Optional[Dict[str, tuple]] = None, command: str = "") -> Dict[str, object]:
-    """Encode the posters (and plots) of ``data`` with each encoder, print and write genre purity@k.
+        encoders: Optional[Dict[str, tuple]] = None, command: str = "", seeds: Sequence[int] = (0, 1, 2),
+        align_grid: Optional[Dict[str, Sequence]] = None, cold: bool = True) -> Dict[str, object]:
+    """Encode the posters (and plots) of ``data`` with each encoder; print and write genre
+    purity@k, text -> poster retrieval through a learned space, and cold-item content k-NN.
 
     Args:
         data: a MovieLens-100K folder with ``posters/`` (see :mod:`ctxrec.datasets.movielens`).
@@ -79,6 +279,10 @@ def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", 
         out_dir: folder of ``features_ml100k.json`` (default: "benchmarks").
         encoders: ``label -> (encoder name, options)`` instead of the default four (default: None).
         command: the command line, recorded in the JSON.
+        seeds: seeds of the text -> poster item splits and of the cold-item splits (default: ``(0, 1, 2)``).
+        align_grid: the shared space's settings tried (default: :data:`ALIGN_GRID`).
+        cold: also run the cold-item content k-NN over text, pretrained posters and both (needs
+            the ``text`` and ``pretrained`` encoders) (default: True).
     """
     import time
 
@@ -96,10 +300,12 @@ def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", 
     figures: Dict[str, object] = {"poster_genre_purity@10" if k == 10 else f"poster_genre_purity@{k}": {}}
     key = next(iter(figures))
     rows = []
+    encoded: Dict[str, tuple] = {}
     for label, (name, options) in encoders.items():
         t0 = time.perf_counter()
-        (ids, x), = encode_tables(tables, get_encoder(name, **options), cache_dir=cache_dir, labels=["Item"],
-                                  name=label).values()
+        encoder = get_encoder(name, **options)
+        (ids, x), = encode_tables(tables, encoder, cache_dir=cache_dir, labels=["Item"], name=label).values()
+        encoded[label] = (encoder.modality, ids, x)
         vecs = torch.as_tensor(x)
         has = vecs.abs().sum(1) > 0  # items whose poster (or text) was read
         g = np.array([[v in genres_of.get(str(i), ()) for v in vocab] for i in ids])[has.numpy()]
@@ -116,8 +322,26 @@ def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", 
     rows.append({"encoder": "base rate", "name": "-", f"purity@{k}": figures.get("base_rate"),
                  f"by_genre@{k}": figures.get("base_rate_by_genre"), "items": "-"})
     print(table(rows, ["encoder", "name", f"purity@{k}", f"by_genre@{k}", "items"]))
+    texts = {label: (ids, x) for label, (modality, ids, x) in encoded.items() if modality == "text"}
+    if texts:
+        figures.update(_text_to_poster(movies, encoded, texts, seeds, align_grid, cache_dir))
+    if cold and "text" in encoded and "pretrained" in encoded:
+        text, image = encoded["text"][1:], encoded["pretrained"][1:]
+        figures["cold_items_content_knn"] = cold_content_knn(
+            tables, {"text": text, "image": image, "both": both_vectors(text, image)}, seeds)
+        print(table([{"row": label, **{m: f.get(m) for m in ("ndcg@20", "ndcg@20_std", "recall@20")}}
+                     for label, f in figures["cold_items_content_knn"]["per_user"].items()],
+                    ["row", "ndcg@20", "ndcg@20_std", "recall@20"]))
     figures["_setup"] = {"k": k, "encoders": {label: [name, options] for label, (name, options) in encoders.items()},
-                         "genres": vocab, "facts": facts}
+                         "genres": vocab, "facts": facts, "seeds": list(seeds),
+                         "text_to_poster": {"split": ALIGN_SPLIT, "grid": {key: list(v) for key, v in
+                                                                          (align_grid or ALIGN_GRID).items()},
+                                            "selection": "dim and temperature by validation MRR; epochs by early "
+                                                         "stopping on the validation items' InfoNCE loss",
+                                            "heads": "linear, over per-dimension standardised frozen vectors",
+                                            "fit": ALIGN_FIT},
+                         "cold_items_content_knn": {"both": "the unit text and unit poster vectors concatenated",
+                                                    "image": "pretrained"}}
     path = write_report("features_ml100k", figures, out_dir, command=command or f"ctxrec bench features --data {data}",
                         data={"hash": hash_tables(tables), "source": f"MovieLens-100K folder {data}"})
     print(f"\nwritten to {path}")

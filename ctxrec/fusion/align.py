@@ -62,7 +62,8 @@ class Alignment(nn.Module):
             return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, dim))
 
         self.heads = nn.ModuleDict({m: head(d) for m, d in dims.items()})
-        self.history: List[float] = []
+        self.history: List[Tuple[float, float]] = []
+        self.best_epoch = 0
 
     @property
     def modalities(self) -> List[str]:
@@ -105,21 +106,27 @@ class Alignment(nn.Module):
 
     def fit(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor], epochs: int = 200,
             lr: float = 1e-2, batch_size: int = 1024, weight_decay: float = 1e-4, seed: int = 0,
-            val_fraction: float = 0.1, patience: int = 10) -> "Alignment":
+            val_fraction: float = 0.1, patience: int = 10,
+            val_rows: Optional[Sequence[int]] = None) -> "Alignment":
         """Fit the standardisation and the heads on ``features`` / ``mask`` (``[N, d_m]`` / ``[N]``).
 
-        Mini-batches of ``batch_size`` rows. A ``val_fraction`` of the rows is held out and
-        the heads of the epoch with the lowest held-out loss are kept (training stops after
-        ``patience`` epochs without improvement): with a few hundred items, heads from a
-        384-wide text space memorise the pairs within a hundred epochs otherwise.
-        :attr:`history` gets ``(train loss, held-out loss)`` per epoch.
+        Mini-batches of ``batch_size`` rows. A ``val_fraction`` of the rows (or the given
+        ``val_rows``) is held out and the heads of the epoch with the lowest held-out loss are
+        kept (training stops after ``patience`` epochs without improvement): with a few
+        hundred items, heads from a 384-wide text space memorise the pairs within a hundred
+        epochs otherwise. The standardisation is fitted on the other rows only.
+        :attr:`history` gets ``(train loss, held-out loss)`` per epoch, :attr:`best_epoch`
+        the number of epochs of the heads kept.
+
+        Args:
+            val_rows: row indices to hold out for early stopping, instead of a random
+                ``val_fraction`` (e.g. a benchmark's validation items) (default: None).
         """
         features = {m: torch.as_tensor(features[m], dtype=torch.float32) for m in self.dims}
         mask = {m: torch.as_tensor(mask[m]).bool() for m in self.dims}
         n = {x.size(0) for x in features.values()} | {p.size(0) for p in mask.values()}
         if len(n) != 1:
             raise ValueError(f"Alignment.fit: features and masks must have one row count, got {sorted(n)}")
-        self.scale.fit(features, mask)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         for head in self.heads.values():
@@ -131,9 +138,24 @@ class Alignment(nn.Module):
         opt = torch.optim.Adam(self.heads.parameters(), lr=lr, weight_decay=weight_decay)
         n = n.pop()
         order = torch.randperm(n, generator=gen)
-        n_val = int(n * val_fraction) if n * val_fraction >= 8 else 0
-        val, fit_rows = order[:n_val], order[n_val:]
+        if val_rows is not None:
+            val = torch.as_tensor(list(val_rows), dtype=torch.long).unique()
+            if len(val) and (val.min() < 0 or val.max() >= n):
+                raise ValueError(f"Alignment.fit: val_rows must be row indices in [0, {n}), "
+                                 f"got {int(val.min())}..{int(val.max())}")
+            held_out = torch.zeros(n, dtype=torch.bool)
+            held_out[val] = True
+            fit_rows = order[~held_out[order]]
+            n_val = len(val)
+        else:
+            n_val = int(n * val_fraction) if n * val_fraction >= 8 else 0
+            val, fit_rows = order[:n_val], order[n_val:]
+        in_fit = torch.zeros(n, dtype=torch.bool)
+        in_fit[fit_rows] = True
+        # the held-out rows' statistics stay out of the scaling, as their pairs stay out of the loss
+        self.scale.fit(features, {m: p & in_fit for m, p in mask.items()})
         self.history = []
+        self.best_epoch = 0
         best, best_state, waited = float("inf"), None, 0
         for _ in range(epochs):
             self.train()
@@ -147,13 +169,14 @@ class Alignment(nn.Module):
                 losses.append(float(loss.detach()))
             if not n_val:
                 self.history.append((sum(losses) / len(losses), float("nan")))
+                self.best_epoch = len(self.history)
                 continue
             self.eval()
             with torch.no_grad():
                 held = float(self.loss(features, mask, val))
             self.history.append((sum(losses) / len(losses), held))
             if held < best - 1e-4:
-                best, waited = held, 0
+                best, waited, self.best_epoch = held, 0, len(self.history)
                 best_state = {k: v.detach().clone() for k, v in self.heads.state_dict().items()}
             else:
                 waited += 1

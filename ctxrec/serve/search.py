@@ -185,7 +185,8 @@ class ItemSearch:
                 f"A {modality} query cannot reach item vectors {[target] if target else sorted(self.vectors)}: "
                 f"no encoder of theirs has a {modality} tower (towers: {have}) and no alignment links them "
                 f"(alignment heads: {aligned}). Encode the items with an encoder sharing a space with "
-                f"{modality} queries (`ctxrec encoders list`), or fit an Alignment over the vectors"
+                f"{modality} queries (`ctxrec encoders list`), or fit an Alignment over the vectors "
+                f"(`ctxrec align --features FOLDER`, or Alignment.fit)"
             )
         total = torch.zeros(len(self.ids))
         count = torch.zeros(len(self.ids))
