@@ -336,6 +336,9 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
                                                             "(default: every vector the store has for items)."),
           config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields."),
           split_dir: Optional[Path] = SplitDirOpt,
+          tune: bool = typer.Option(True, "--tune/--no-tune", help="Choose the model's settings from its default "
+                                                                 "grid on validation (per_user NDCG@20); "
+                                                                 "--no-tune fits its defaults."),
           refit: bool = typer.Option(False, "--refit", help="After selection on validation, train again on "
                                                             "train+val for the chosen epochs and save that model.")) -> None:
     """Export the graph, train a model (selection on validation, never on test) and save it."""
@@ -344,7 +347,7 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     import time
 
     from ctxrec.training.models import MODELS, make_model
-    from ctxrec.training.tuning import refit_params
+    from ctxrec.training.tuning import DEFAULT_GRIDS, refit_params, tune as tune_grid
 
     split = _split(split_dir)
     graph = _export(store, db, uri, split)
@@ -355,12 +358,20 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
     kwargs = {"features": tuple(feats)} if model in ("context_gnn", "item_graph") else {}
     if model in MODELS and "train" in inspect.signature(MODELS[model]).parameters:  # the trained ones
         kwargs["train"] = _train_config(epochs, lr, seed, config)
+    grid = DEFAULT_GRIDS.get(model, {}) if tune else {}
+    if grid and not len(graph.val):
+        _fail("choosing settings needs validation pairs, and this split has none; pass --no-tune to fit the defaults")
+    params: dict = {}
+    start = time.perf_counter()
     try:
-        m = make_model(model, **kwargs)
+        if grid:  # the model never holds a test pair: tune fits on graph.without_test()
+            m, params, trials = tune_grid(model, grid, graph, base=kwargs, protocol="per_user")
+            typer.echo(f"chose {params} on validation among {len(trials)} settings")
+        else:
+            m = make_model(model, **kwargs)
+            m.fit(graph.without_test())  # the model never holds a test pair
     except (ValueError, TypeError) as e:
         _fail(str(e))
-    start = time.perf_counter()
-    m.fit(graph.without_test())  # the model never holds a test pair
     seconds = time.perf_counter() - start
     val = m.evaluate("val", protocol="per_user")
     line = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k.endswith("@20"))
@@ -369,7 +380,7 @@ def train(store: str = StoreOpt, db: Path = DbOpt, uri: Optional[str] = UriOpt,
         if not len(graph.val):
             _fail("--refit needs validation pairs to select the epochs on, and this split has none")
         split = _split(split_dir, refit=True)
-        m = make_model(model, **refit_params(m, {}, kwargs))
+        m = make_model(model, **refit_params(m, params, kwargs))
         start = time.perf_counter()
         m.fit(_export(store, db, uri, split).without_test())
         typer.echo(f"{m.name} refit on train+val in {time.perf_counter() - start:.1f} s")
@@ -717,6 +728,26 @@ def bench_scale(factors: str = typer.Option("1,4,16", help="World sizes as multi
 
     run_bench(_ints(factors, "--factors"), base_users=base_users, batch_size=batch_size, batches=batches,
               out_dir=str(out))
+
+
+
+@bench_app.command("catalogue")
+def bench_catalogue(items: int = typer.Option(20000, help="Items in the generated catalogue."),
+                    users: int = typer.Option(1400, help="Users (10 sessions of 5 events each)."),
+                    models: str = typer.Option(",".join(["mostpop", "itemknn", "ease", "implicit_als", "mf_bpr",
+                                                         "lightgcn", "context_gnn", "item_graph",
+                                                         "item_graph_residual"]), help="Model rows, comma-separated."),
+                    epochs: int = typer.Option(20, help="Epochs of the trained models."),
+                    timeout: float = typer.Option(600.0, help="Seconds before a model's fit is stopped."),
+                    out: Path = typer.Option(Path("benchmarks"), help="Folder for catalogue.json.")) -> None:
+    """Fit seconds and peak memory of every model on a large catalogue, each in its own process."""
+    from ctxrec.bench.catalogue import run as run_bench
+
+    try:
+        run_bench(items=items, users=users, models=[m.strip() for m in models.split(",") if m.strip()],
+                  epochs=epochs, timeout=timeout, out_dir=str(out))
+    except ValueError as e:
+        _fail(str(e))
 
 
 benchmark_app = typer.Typer(help="Benchmarks on real data: every model, honest protocols, one table.",

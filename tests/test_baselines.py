@@ -212,6 +212,24 @@ def test_gram_counts_pairs_once(checkerboard):
     assert torch.equal(gram(checkerboard, batch_size=7).diagonal(), users)
 
 
+@pytest.mark.parametrize("float64_up_to", [100, 0])
+def test_ease_with_items_without_edges_matches_numpy_solve(tmp_path, monkeypatch, float64_up_to):
+    """Items 2 and 5 have no training edges: only the other items' block is inverted, and B is
+    the full solve's (whose rows and columns of 2 and 5 are 0), in float64 and in float32."""
+    import ctxrec.training.models.ease as ease_module
+
+    monkeypatch.setattr(ease_module, "FLOAT64_UP_TO", float64_up_to)
+    rng = np.random.default_rng(4)
+    history = {u: sorted(rng.choice([0, 1, 3, 4, 6], size=rng.integers(2, 5), replace=False).tolist()) for u in range(9)}
+    graph = build_board(tmp_path, history, 7)
+    x = matrix(history, 9, 7)
+    assert x[:, [2, 5]].sum() == 0
+    p = np.linalg.inv(x.T @ x + 3.0 * np.eye(7))
+    b = np.eye(7) - p / np.diag(p)
+    np.testing.assert_allclose(b[[2, 5]], 0, atol=1e-12)
+    np.testing.assert_allclose(EASE(l2=3.0).fit(graph).weights.numpy(), b, rtol=1e-4, atol=1e-6)
+
+
 def test_ease_rejects_non_positive_l2():
     with pytest.raises(ValueError, match="l2 must be > 0"):
         EASE(l2=0.0)

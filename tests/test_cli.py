@@ -1,6 +1,7 @@
 """The CLI, in-process: each command's exit code and output, the demo end to end."""
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -49,6 +50,16 @@ def test_pipeline_commands(workspace, tmp_path):
     res = run("recommend", "--db", store, "--model-dir", model, "--user", "u0001", "--time", "sat 20:00", "-k", "5")
     assert res.exit_code == 0, res.output
     assert len(res.output.strip().splitlines()) == 5
+    # a model with a default grid: its settings are chosen on validation, and the saved model has them
+    tuned = tmp_path / "tuned"
+    res = run("train", "--db", store, "--model", "item_graph", "--out", tuned)
+    assert res.exit_code == 0, res.output
+    chosen = res.output.split("chose ")[1].split(" on validation")[0]
+    assert "among 8 settings" in res.output
+    saved = json.loads((tuned / "manifest.json").read_text())["config"]
+    assert {k: saved[k] for k in ("l2", "recency", "factors")} == ast.literal_eval(chosen)
+    res = run("train", "--db", store, "--model", "item_graph", "--out", tuned, "--no-tune")
+    assert res.exit_code == 0 and "chose" not in res.output, res.output
 
 
 def test_errors_are_messages_not_tracebacks(workspace, tmp_path):

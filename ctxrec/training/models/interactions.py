@@ -7,6 +7,8 @@ matrix ``X^T X`` is summed over batches of users.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ctxrec.data import RecGraph
@@ -21,12 +23,17 @@ def user_rows(graph: RecGraph, users: torch.Tensor, dtype: torch.dtype = torch.f
     return out
 
 
-def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Item-item co-occurrence ``X^T X`` ``[num_items, num_items]``; its diagonal is each item's user count."""
-    out = torch.zeros(graph.num_items, graph.num_items, dtype=dtype)
+def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.float64,
+         items: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Item-item co-occurrence ``X^T X`` ``[num_items, num_items]``; its diagonal is each item's user
+    count. With ``items``, only their rows and columns (``[len(items), len(items)]``), in that order."""
+    size = graph.num_items if items is None else len(items)
+    out = torch.zeros(size, size, dtype=dtype)
     for start in range(0, graph.num_users, batch_size):
         x = user_rows(graph, torch.arange(start, min(start + batch_size, graph.num_users)), dtype)
-        out += x.T @ x
+        if items is not None:
+            x = x[:, items]
+        out.addmm_(x.T, x)  # in place: no second [I, I] matrix
     return out
 
 
