@@ -168,9 +168,10 @@ def test_bench_ingest_and_encode_write_their_figures(tmp_path):
     res = run("bench", "encode", "--size", "tiny", "--repeats", "1", "--images", "2", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     enc = json.loads((tmp_path / "encode.json").read_text())
-    assert {"text", "image", "audio"} <= set(enc) and all(enc[k]["overhead"] > 0 for k in ("text", "image", "audio"))
-    # the tiny world has 40 items: 40 texts, 40 audio files, and --images 2 of its images
-    assert [enc[k]["items"] for k in ("text", "image", "audio")] == [40, 2, 40]
+    kinds = ("text", "image", "imagenet", "audio")
+    assert set(kinds) <= set(enc) and all(enc[k]["overhead"] > 0 for k in kinds)
+    # the tiny world has 40 items: 40 texts, 40 audio files, and --images 2 of its images (both image encoders)
+    assert [enc[k]["items"] for k in kinds] == [40, 2, 2, 40]
     # its inputs are the same world's files, written again here (same world, same bytes)
     files = generate_world(replace(SIZES["tiny"], image_size=224)).write(tmp_path / "world")
     first_two = pd.read_csv(files["items"])["image_path"].head(2)

@@ -5,6 +5,9 @@ Raw calls, which read and preprocess the same inputs the same way:
 
 - text: ``SentenceTransformer.encode(texts, batch_size, normalize_embeddings=True)``;
 - image: PIL open + open_clip's eval transform + ``model.encode_image`` per batch;
+- imagenet (EfficientNet-Lite0, ImageNet weights from the installed package): PIL open +
+  torchvision's ``Resize``/``CenterCrop``/``ToTensor``/``Normalize`` + the network's
+  ``extract_features`` averaged over space, per batch;
 - audio: ``soundfile.read`` + torchaudio ``MelSpectrogram`` + ``AmplitudeToDB`` + mean/std.
 
 Each side runs ``repeats`` times, alternating, after one warm-up; medians are reported and
@@ -49,6 +52,25 @@ def _raw_image(enc, paths, batch_size):
     return run
 
 
+def _raw_imagenet(enc, paths, batch_size):
+    """What an EfficientNet-Lite user writes: torchvision's eval transform, ``extract_features``, mean-pool."""
+    from PIL import Image
+    from torchvision import transforms
+
+    interpolation = transforms.InterpolationMode[enc.image_interpolation.upper()]
+    transform = transforms.Compose([transforms.Resize(enc.resize_size, interpolation=interpolation),
+                                    transforms.CenterCrop(enc.image_size), transforms.ToTensor(),
+                                    transforms.Normalize(enc.image_mean, enc.image_std)])
+    net = enc.model.net  # the library's module, without ctxrec's wrapper
+
+    def run():
+        with torch.inference_mode():
+            for lo in range(0, len(paths), batch_size):
+                batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[lo:lo + batch_size]])
+                torch.nn.functional.normalize(net.extract_features(batch.to(enc.device)).mean((2, 3)), dim=-1)
+    return run
+
+
 def _raw_audio(enc, paths):
     import soundfile as sf
     import torchaudio
@@ -66,7 +88,8 @@ def _raw_audio(enc, paths):
 
 
 def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = "benchmarks") -> Dict[str, object]:
-    """Benchmark text, image (ViT-B-32, random weights) and audio encoders; write encode.json."""
+    """Benchmark text, image (ViT-B-32, random weights), imagenet (EfficientNet-Lite0, ImageNet
+    weights) and audio encoders; write encode.json."""
     from ctxrec.datasets.synthetic import SIZES, generate_world
     from ctxrec.modalities.registry import get_encoder
 
@@ -85,7 +108,8 @@ def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = 
                           f"the first {images} images, every audio file"}
         cases = {
             "text": (get_encoder("text"), texts, lambda e: _raw_text(e, texts, 64)),
-            "image": (get_encoder("image"), img_paths, lambda e: _raw_image(e, img_paths, 32)),
+            "image": (get_encoder("image", weights="random"), img_paths, lambda e: _raw_image(e, img_paths, 32)),
+            "imagenet": (get_encoder("imagenet"), img_paths, lambda e: _raw_imagenet(e, img_paths, 32)),
             "audio": (get_encoder("audio"), wav_paths, lambda e: _raw_audio(e, wav_paths)),
         }
         rows: List[Dict[str, object]] = []
@@ -106,8 +130,9 @@ def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = 
             rows.append({"encoder": name, **f})
     print(table(rows, ["encoder", "items", "items_per_s", "raw_items_per_s", "overhead", "peak_rss_mb"]))
     figures["_setup"] = {"size": size, "repeats": repeats, "images": images, "threads": torch.get_num_threads(),
-                         "note": "image: ViT-B-32 with random weights at 224 px; peak_rss_mb is the process's "
-                                 "peak so far (cumulative over encoders, in this order)"}
+                         "note": "image: ViT-B-32 with random weights at 224 px; imagenet: EfficientNet-Lite0 with "
+                                 "its ImageNet weights, 256 -> 224 px crop, on the same images; peak_rss_mb is the "
+                                 "process's peak so far (cumulative over encoders, in this order)"}
     path = write_report("encode", figures, out_dir,
                         command=f"ctxrec bench encode --size {size} --repeats {repeats} --images {images}",
                         data=data)
