@@ -89,7 +89,8 @@ def test_demo_end_to_end(tmp_path):
     res = run("demo", "--out", tmp_path / "demo", "--size", "tiny", "--epochs", "4")
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "demo/metrics.json").read_text())
-    assert {"MostPop", "LightGCN", "ContextGNN"} <= set(metrics)
+    assert {"MostPop", "LightGCN", "ContextGNN", "ItemGraph"} <= set(metrics)
+    assert "ItemGraph top-10 for" in res.output  # the default graph model gives the recommendations
     recs = json.loads((tmp_path / "demo/recommendations.json").read_text())
     assert len(recs) == 2 and all(len(v) == 10 for v in recs.values())
     assert "output folder:" in res.output and "ndcg@20" in res.output

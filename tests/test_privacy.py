@@ -94,7 +94,7 @@ def pipeline(tmp_path_factory):
         ["ingest", "--interactions", str(paths["interactions"]), "--items", str(paths["items"]),
          "--context", str(paths["context"]), "--db", str(db), "--rejects", str(rejects),
          "--pseudonymize-key-file", str(key_file)],
-        ["train", "--db", str(db), "--out", str(model), "--epochs", "2"],
+        ["train", "--db", str(db), "--model", "context_gnn", "--out", str(model), "--epochs", "2"],  # dp noise: user embeddings
         ["export", "--db", str(db), "--model", str(model), "--out", str(out / "bundle"), "--faiss",
          "--networkx", str(out / "graph.graphml"), "--dgl", str(out / "dgl"),
          "--dp-epsilon", "0.5", "--dp-delta", "1e-5", "--dp-seed", "1"],
