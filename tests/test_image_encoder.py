@@ -316,36 +316,49 @@ def test_random_weights_when_asked_are_named_random(registered, caplog, monkeypa
 
 
 def test_a_tag_is_downloaded_by_open_clip_when_online(registered, images, monkeypatch, tmp_path):
-    """Online, a pretrained tag not in the cache is fetched with open_clip's own download, into
-    `cache_dir`, when the model is first needed (resolving the config downloads nothing)."""
+    """Online, a pretrained tag not in the cache is fetched by open_clip's own download (over HTTP
+    from a server on 127.0.0.1 here), into `cache_dir`, when the model is first needed (resolving
+    the config downloads nothing); a failed download names the local options."""
+    import functools
+    import http.server
+    import threading
+
     import open_clip
 
     source = ImageEncoder(registered, weights="random", seed=5, device="cpu")
     expected = source.encode(images)[0]
-    served = tmp_path / "served.pt"
-    torch.save(source.model.state_dict(), served)
-    calls = []
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.save(source.model.state_dict(), served / "tiny-clip.pt")
+    requests = []
 
-    def download(cfg, prefer_hf_hub=True, cache_dir=None):
-        calls.append((cfg["hf_hub"], cache_dir))
-        return str(served)
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
 
-    tag_cfg = {"hf_hub": "no-org/tiny-clip/", "interpolation": "bilinear"}
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: tag_cfg if tag == "tiny-tag" else {})
-    monkeypatch.setattr(open_clip, "download_pretrained", download)
-    from ctxrec.modalities import clip_weights
-
-    monkeypatch.setattr(clip_weights, "_cached_tag_file", lambda cfg, cache_dir: None)  # not cached here
-    enc = ImageEncoder(registered, weights="tiny-tag", device="cpu", cache_dir=str(tmp_path / "cache"))
-    assert enc.output_dim == 64 and enc.config()["image_interpolation"] == "bilinear" and calls == []
-    assert enc.weights_kind() == "pretrained" and "random" not in enc.space
-    x = enc.encode(images)[0]
-    assert calls == [("no-org/tiny-clip/", str(tmp_path / "cache"))]
-    assert enc.weights_id().startswith(f"{registered}/tiny-tag@sha256:")
-    # bilinear instead of bicubic resizing: the same weights, nearly the same vectors
-    torch.testing.assert_close(x, expected, atol=0.1, rtol=0.1)
-    # the download failing is an error that names the local options
-    monkeypatch.setattr(open_clip, "download_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("no route")))
-    with pytest.raises(FileNotFoundError, match="no route.*local-dir:PATH.*imagenet"):
-        ImageEncoder(registered, weights="tiny-tag", device="cpu").encode(images)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tiny-clip.pt"
+        # a tag registered for the test arch as open_clip's own table holds them (keys cleaned: '-' -> '_'; a URL)
+        monkeypatch.setitem(open_clip.pretrained._PRETRAINED, registered,
+                            {"tiny_tag": {"url": url, "interpolation": "bilinear"},
+                             "gone_tag": {"url": url.replace("tiny-clip", "gone")}})
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        cache = tmp_path / "cache"
+        enc = ImageEncoder(registered, weights="tiny-tag", device="cpu", cache_dir=str(cache))
+        assert enc.output_dim == 64 and enc.config()["image_interpolation"] == "bilinear" and requests == []
+        assert enc.weights_kind() == "pretrained" and "random" not in enc.space
+        x = enc.encode(images)[0]
+        assert len(requests) == 1 and (cache / "tiny-clip.pt").is_file()
+        assert enc.weights_id().startswith(f"{registered}/tiny-tag@sha256:")
+        # bilinear instead of bicubic resizing: the same weights, nearly the same vectors
+        torch.testing.assert_close(x, expected, atol=0.1, rtol=0.1)
+        # now cached: a second encoder reads the file and downloads nothing
+        ImageEncoder(registered, weights="tiny-tag", device="cpu", cache_dir=str(cache)).encode(images)
+        assert len(requests) == 1
+        # the download failing (404 here) is an error that names the local options
+        with pytest.raises(FileNotFoundError, match="local-dir:PATH.*imagenet"):
+            ImageEncoder(registered, weights="gone-tag", device="cpu", cache_dir=str(cache)).encode(images)
+    finally:
+        server.shutdown()
