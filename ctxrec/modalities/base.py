@@ -78,6 +78,22 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
+def encode_texts(batch: Sequence[Any], dim: int, who: str, embed) -> tuple[Tensor, Tensor]:
+    """``([len(batch), dim], mask)``: the rows of ``batch`` that are not missing, as text (named
+    ``who`` in errors), through ``embed`` (a list of texts -> a ``[n, dim]`` tensor or array);
+    missing rows stay zero with a ``False`` mask."""
+    batch = list(batch)
+    out = torch.zeros(len(batch), dim)
+    mask = torch.zeros(len(batch), dtype=torch.bool)
+    present = [i for i, value in enumerate(batch) if not is_missing(value)]
+    if present:
+        emb = torch.as_tensor(embed([as_text(batch[i], i, who) for i in present]))
+        index = torch.tensor(present)
+        out[index] = emb.detach().to("cpu", torch.float32)
+        mask[index] = True
+    return out, mask
+
+
 def is_missing(value: Any) -> bool:
     """Whether ``value`` is a missing input: ``None``, NaN, ``pd.NA`` or an empty string.
 

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ctxrec.modalities.base import Encoder, as_text, is_missing
+from ctxrec.modalities.base import Encoder, encode_texts
 from ctxrec.modalities.clip_weights import _fingerprint
 from ctxrec.optional import INSTALL_HINTS, locate, require
 
@@ -145,17 +145,7 @@ class MultilingualTextEncoder(Encoder):
         return self._weights_id
 
     def encode(self, batch: Sequence[Any]) -> tuple[Tensor, Tensor]:
-        batch = list(batch)
-        out = torch.zeros(len(batch), _DIM)
-        mask = torch.zeros(len(batch), dtype=torch.bool)
-        present = [i for i, value in enumerate(batch) if not is_missing(value)]
-        if present:
-            texts = [as_text(batch[i], i, "MultilingualTextEncoder") for i in present]
-            emb = torch.from_numpy(self.model.encode(texts)).to(torch.float32)
-            index = torch.tensor(present)
-            out[index] = emb
-            mask[index] = True
-        return out, mask
+        return encode_texts(batch, _DIM, "MultilingualTextEncoder", lambda texts: torch.from_numpy(self.model.encode(texts)))
 
     # -- the model ----------------------------------------------------------------
     @property

@@ -18,7 +18,7 @@ from torch import Tensor
 from ctxrec.modalities.base import (
     HUB_PREFIX,
     Encoder,
-    as_text,
+    encode_texts,
     is_missing,
     looks_like_path,
     quiet_loading,
@@ -141,25 +141,9 @@ class TextEncoder(Encoder):
         return x[back], mask[back]
 
     def encode(self, batch: Sequence[Any]) -> tuple[Tensor, Tensor]:
-        batch = list(batch)
-        present = [i for i, value in enumerate(batch) if not is_missing(value)]
-        if not present:
-            return torch.zeros(len(batch), self.output_dim), torch.zeros(len(batch), dtype=torch.bool)
-        texts = [as_text(batch[i], i, "TextEncoder") for i in present]
-        emb = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            convert_to_tensor=True,
-            normalize_embeddings=self.normalize,
-            show_progress_bar=False,
-        )
-        emb = emb.detach().to("cpu", torch.float32)
-        out = torch.zeros(len(batch), emb.shape[1])
-        mask = torch.zeros(len(batch), dtype=torch.bool)
-        index = torch.tensor(present)
-        out[index] = emb
-        mask[index] = True
-        return out, mask
+        return encode_texts(batch, self.output_dim, "TextEncoder", lambda texts: self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=self.normalize,
+            show_progress_bar=False))
 
     # -- the model ----------------------------------------------------------------
     @property
