@@ -65,7 +65,7 @@ def standardise(scores: Tensor) -> Tensor:
 
 def fit_residual(graph: RecGraph, offset: Callable[[Tensor], Tensor], dim: int, epochs: int,
                  lr: float = 0.01, l2: float = 1.0, batch_size: int = 2048, seed: int = 0,
-                 chunk: int = 1024) -> ContextResidual:
+                 chunk: int = 1024, min_steps: int = 100) -> ContextResidual:
     """Fit a :class:`ContextResidual` on ``graph.train``'s events.
 
     Args:
@@ -73,6 +73,9 @@ def fit_residual(graph: RecGraph, offset: Callable[[Tensor], Tensor], dim: int, 
         offset: users ``[B]`` -> their fixed scores ``[B, I]`` (standardised here).
         dim, epochs, lr, batch_size, seed: as named; ``l2`` is the penalty on the embeddings,
             divided by the number of events.
+        min_steps: at least this many Adam steps: a small graph (a few batches an epoch) gets
+            more passes than ``epochs`` (8k events: 25 passes instead of 6, which lifted the
+            demo world's validation NDCG@20 from 0.229 to about 0.25).
         chunk: users per call of ``offset`` when the offsets are computed once before training.
     """
     train = graph.train
@@ -85,7 +88,8 @@ def fit_residual(graph: RecGraph, offset: Callable[[Tensor], Tensor], dim: int, 
     n = len(train)
     gen = torch.Generator().manual_seed(seed)
     tables = list(model.tables.values())
-    for _ in range(epochs):
+    per_epoch = max(1, -(-n // batch_size))
+    for _ in range(max(epochs, -(-min_steps // per_epoch)) if epochs else 0):
         for batch in torch.randperm(n, generator=gen).split(batch_size):
             users = train.user[batch]
             logits = model(z[users], users, train.time[batch], train.place[batch])
