@@ -655,7 +655,8 @@ def bench_features(ctx: typer.Context,
                    k: int = typer.Option(10, help="Nearest neighbours per item."),
                    cache: Path = typer.Option(Path(".ctxrec/cache"), help="Feature cache folder."),
                    out: Path = typer.Option(Path("benchmarks"), help="Folder for features_ml100k.json.")) -> None:
-    """Genre purity of each poster encoder's nearest neighbours (pretrained vs random weights vs the base rate)."""
+    """Poster genre purity (pretrained vs random weights vs the base rate), text -> poster retrieval through a
+    learned space, cold-item content k-NN by modality, and Chinese / English twin queries."""
     from ctxrec.bench.features import run as run_bench
 
     if not (data / "u.item").is_file():

@@ -46,6 +46,14 @@ def test_bench_features_writes_purity_per_encoder(tmp_path):
     assert saved["items"]["random"] == 2  # the fixture has two posters
     assert 0 <= saved["poster_genre_purity@1"]["text"] <= 1 and saved["_meta"]["data"]["hash"]
     assert figures["poster_genre_purity@1"] == saved["poster_genre_purity@1"]
+    # each Chinese query and its English twin searched through the multilingual encoder
+    from ctxrec.bench.features import TWIN_QUERIES
+
+    twins = saved["twin_queries"]
+    assert set(twins) == {en for _, en, _ in TWIN_QUERIES}
+    for f in twins.values():
+        assert len(f["top_zh"]) == len(f["top_en"]) == 1 and 0 <= f["overlap@1"] <= 1
+        assert 0 <= f["genre_share_zh"] <= 1 and 0 <= f["genre_base_rate"] <= 1
 
 
 def test_bench_features_needs_a_movielens_folder(tmp_path):

@@ -266,9 +266,44 @@ def _text_to_poster(movies, encoded: Dict[str, tuple], texts: Dict[str, tuple], 
     return out
 
 
+#: (Chinese query, its English twin, the MovieLens genres a sensible answer has)
+TWIN_QUERIES = (
+    ("一部给孩子看的动画片", "an animated film for children", ("Animation", "Children's")),
+    ("一部关于太空的科幻电影", "a science fiction film about space", ("Sci-Fi",)),
+    ("一部让人害怕的恐怖片", "a scary horror film", ("Horror",)),
+    ("一部浪漫的爱情喜剧", "a romantic comedy", ("Romance", "Comedy")),
+    ("一部关于二战的战争片", "a war film about the second world war", ("War",)),
+)
+
+
+def twin_queries(tables, genres_of: Dict[str, Sequence[str]], cache_dir, k: int = 10,
+                 encoder: str = "multilingual-text") -> Dict[str, object]:
+    """``ctxrec search`` with each Chinese query of :data:`TWIN_QUERIES` and its English twin
+    over the items' text encoded by the multilingual ``encoder``: both top-``k`` lists, their
+    overlap, and the share of each list in the expected genres (against the catalogue's share)."""
+    from ctxrec.modalities.features import encode_tables
+    from ctxrec.modalities.registry import get_encoder
+    from ctxrec.serve.search import ItemSearch
+
+    enc = get_encoder(encoder)
+    (ids, x), = encode_tables(tables, enc, cache_dir=cache_dir, labels=["Item"], name="multilingual").values()
+    engine = ItemSearch(ids, {"multilingual": x}, {"multilingual": enc})
+    out: Dict[str, object] = {}
+    for zh, en, wanted in TWIN_QUERIES:
+        hits = {lang: engine.search(q, modality="text", k=k)["id"].astype(str).tolist() for lang, q in (("zh", zh), ("en", en))}
+        share = {lang: float(np.mean([bool(set(genres_of.get(i, ())) & set(wanted)) for i in found]))
+                 for lang, found in hits.items()}
+        base = float(np.mean([bool(set(g) & set(wanted)) for g in genres_of.values()]))
+        out[en] = {"zh": zh, "genres": list(wanted), "top_zh": hits["zh"], "top_en": hits["en"],
+                   f"overlap@{k}": len(set(hits["zh"]) & set(hits["en"])) / k,
+                   "genre_share_zh": share["zh"], "genre_share_en": share["en"], "genre_base_rate": base}
+    return out
+
+
 def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", out_dir: str | Path = "benchmarks",
         encoders: Optional[Dict[str, tuple]] = None, command: str = "", seeds: Sequence[int] = (0, 1, 2),
-        align_grid: Optional[Dict[str, Sequence]] = None, cold: bool = True) -> Dict[str, object]:
+        align_grid: Optional[Dict[str, Sequence]] = None, cold: bool = True,
+        twins: bool = True) -> Dict[str, object]:
     """Encode the posters (and plots) of ``data`` with each encoder; print and write genre
     purity@k, text -> poster retrieval through a learned space, and cold-item content k-NN.
 
@@ -283,6 +318,8 @@ def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", 
         align_grid: the shared space's settings tried (default: :data:`ALIGN_GRID`).
         cold: also run the cold-item content k-NN over text, pretrained posters and both (needs
             the ``text`` and ``pretrained`` encoders) (default: True).
+        twins: also search the items' text with Chinese queries and their English twins through
+            the multilingual encoder (:func:`twin_queries`) (default: True).
     """
     import time
 
@@ -332,6 +369,12 @@ def run(data: str | Path, k: int = 10, cache_dir: str | Path = ".ctxrec/cache", 
         print(table([{"row": label, **{m: f.get(m) for m in ("ndcg@20", "ndcg@20_std", "recall@20")}}
                      for label, f in figures["cold_items_content_knn"]["per_user"].items()],
                     ["row", "ndcg@20", "ndcg@20_std", "recall@20"]))
+    if twins:
+        figures["twin_queries"] = twin_queries(tables, {str(i): g for i, g in genres_of.items()}, cache_dir, k)
+        print(table([{"query": en, f"overlap@{k}": f[f"overlap@{k}"], "genre zh": f["genre_share_zh"],
+                      "genre en": f["genre_share_en"], "base": f["genre_base_rate"]}
+                     for en, f in figures["twin_queries"].items()],
+                    ["query", f"overlap@{k}", "genre zh", "genre en", "base"]))
     figures["_setup"] = {"k": k, "encoders": {label: [name, options] for label, (name, options) in encoders.items()},
                          "genres": vocab, "facts": facts, "seeds": list(seeds),
                          "text_to_poster": {"split": ALIGN_SPLIT, "grid": {key: list(v) for key, v in
