@@ -155,14 +155,19 @@ def test_neighbourhood_models_stay_in_group(two_groups):
         assert torch.all(scores > 0), model.config()
 
 
-def test_itemknn_matches_cosine_with_shrink(two_groups):
+@pytest.mark.parametrize("chunk, float64_up_to", [(2048, 8192), (3, 0)])
+def test_itemknn_matches_cosine_with_shrink(two_groups, monkeypatch, chunk, float64_up_to):
+    """In one block of rows (float64), and in blocks of 3 rows with float32 matrices (a large catalogue's path)."""
+    import ctxrec.training.models.interactions as interactions
+
+    monkeypatch.setattr(interactions, "FLOAT64_UP_TO", float64_up_to)
     x = matrix(TWO_GROUPS, 12, 10)
     co = x.T @ x
     norm = np.sqrt(np.diag(co))
     for shrink in (0.0, 10.0):
         expected = co / (np.outer(norm, norm) + shrink)
         np.fill_diagonal(expected, 0)
-        model = ItemKNN(k=100, shrink=shrink).fit(two_groups)
+        model = ItemKNN(k=100, shrink=shrink).fit(two_groups, chunk=chunk)
         np.testing.assert_allclose(model.similarity().numpy(), expected, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(model.score(torch.arange(12)).numpy(), x @ expected, rtol=1e-5, atol=1e-6)
 
@@ -216,9 +221,9 @@ def test_gram_counts_pairs_once(checkerboard):
 def test_ease_with_items_without_edges_matches_numpy_solve(tmp_path, monkeypatch, float64_up_to):
     """Items 2 and 5 have no training edges: only the other items' block is inverted, and B is
     the full solve's (whose rows and columns of 2 and 5 are 0), in float64 and in float32."""
-    import ctxrec.training.models.ease as ease_module
+    import ctxrec.training.models.interactions as interactions
 
-    monkeypatch.setattr(ease_module, "FLOAT64_UP_TO", float64_up_to)
+    monkeypatch.setattr(interactions, "FLOAT64_UP_TO", float64_up_to)
     rng = np.random.default_rng(4)
     history = {u: sorted(rng.choice([0, 1, 3, 4, 6], size=rng.integers(2, 5), replace=False).tolist()) for u in range(9)}
     graph = build_board(tmp_path, history, 7)

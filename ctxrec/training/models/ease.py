@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ctxrec.data import RecGraph
-from ctxrec.training.models.interactions import gram, user_rows
+from ctxrec.training.models.interactions import gram, item_dtype, user_rows
 from ctxrec.training.recommender import Context, Recommender
 
 
@@ -23,9 +23,9 @@ class EASE(Recommender):
 
     Context is ignored. ``B`` is a dense ``[I, I]`` matrix: fitting inverts, in place, the
     ``[A, A]`` block of the ``A`` items with training edges (``O(A^3)`` time; float64 up to
-    :data:`FLOAT64_UP_TO` items, float32 above: 32 MB for 2,000 items, 1.6 GB for 20,000) and
-    the weights are ``4 * I^2`` bytes, so EASE suits catalogues of up to a few tens of thousands
-    of items.
+    :data:`~ctxrec.training.models.interactions.FLOAT64_UP_TO` items, float32 above: 32 MB for
+    2,000 items, 1.6 GB for 20,000) and the weights are ``4 * I^2`` bytes, so EASE suits
+    catalogues of up to a few tens of thousands of items.
 
     Args:
         l2: the L2 weight :math:`\\lambda` (> 0) (default: 500.0).
@@ -57,8 +57,7 @@ class EASE(Recommender):
         # an item without training edges has a zero row and column in X^T X: its row and column
         # of B are 0, so only the active items' block is inverted (exactly the same B)
         active = torch.nonzero(torch.bincount(graph.train.item, minlength=graph.num_items) > 0).view(-1)
-        dtype = torch.float64 if len(active) <= FLOAT64_UP_TO else torch.float32
-        p = gram(graph, dtype=dtype, items=active)
+        p = gram(graph, dtype=item_dtype(len(active)), items=active)  # float32 above 8192: l2 keeps it well conditioned
         p.diagonal().add_(self.l2)
         torch.linalg.cholesky(p, out=p)  # X^T X + l2*I is symmetric positive definite; in place
         torch.cholesky_inverse(p, out=p)
@@ -80,11 +79,6 @@ class EASE(Recommender):
 
     def load_state(self, state: Dict[str, torch.Tensor]) -> None:
         self.weights = state["weights"].float()
-
-
-#: active items up to which the inversion runs in float64; above, float32 halves the memory
-#: (20,000 items: 1.6 GB instead of 3.2 GB; ``l2`` keeps the system well conditioned)
-FLOAT64_UP_TO = 8192
 
 
 def scatter_block(block: torch.Tensor, items: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:

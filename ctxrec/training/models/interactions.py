@@ -23,6 +23,16 @@ def user_rows(graph: RecGraph, users: torch.Tensor, dtype: torch.dtype = torch.f
     return out
 
 
+#: items up to which item-item matrices are computed in float64; above, float32 halves their
+#: memory (20,000 items: 1.6 GB instead of 3.2 GB per matrix; counts stay exact up to 2**24)
+FLOAT64_UP_TO = 8192
+
+
+def item_dtype(num_items: int) -> torch.dtype:
+    """float64 for item-item matrices of up to :data:`FLOAT64_UP_TO` items, float32 above."""
+    return torch.float64 if num_items <= FLOAT64_UP_TO else torch.float32
+
+
 def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.float64,
          items: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Item-item co-occurrence ``X^T X`` ``[num_items, num_items]``; its diagonal is each item's user

@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ctxrec.data import RecGraph
-from ctxrec.training.models.interactions import gram, user_rows
+from ctxrec.training.models.interactions import gram, item_dtype, user_rows
 from ctxrec.training.recommender import Context, Recommender
 
 
@@ -59,15 +59,22 @@ class ItemKNN(Recommender):
         self.weights = torch.zeros(graph.num_items, 0)
         self._dense = None
 
-    def fit(self, graph: RecGraph) -> "ItemKNN":
+    def fit(self, graph: RecGraph, chunk: int = 2048) -> "ItemKNN":
         self.prepare(graph)
-        co = gram(graph)
+        co = gram(graph, dtype=item_dtype(graph.num_items))
         norm = co.diagonal().sqrt()
-        denom = norm.unsqueeze(1) * norm.unsqueeze(0) + self.shrink
-        sim = torch.where(denom > 0, co / denom.clamp(min=1e-12), torch.zeros_like(co))
-        sim.fill_diagonal_(0)
-        top = sim.topk(min(self.k, max(graph.num_items - 1, 0)), dim=1)
-        self.neighbours, self.weights = top.indices, top.values.float()
+        k = min(self.k, max(graph.num_items - 1, 0))
+        neighbours, weights = [], []
+        for lo in range(0, graph.num_items, chunk):  # a block of rows at a time: one [I, I] matrix in memory
+            rows = torch.arange(lo, min(lo + chunk, graph.num_items))
+            denom = norm[rows].unsqueeze(1) * norm.unsqueeze(0) + self.shrink
+            sim = torch.where(denom > 0, co[rows] / denom.clamp(min=1e-12), 0.0)
+            sim[torch.arange(len(rows)), rows] = 0
+            top = sim.topk(k, dim=1)
+            neighbours.append(top.indices)
+            weights.append(top.values.float())
+        self.neighbours = torch.cat(neighbours) if neighbours else torch.zeros(0, k, dtype=torch.long)
+        self.weights = torch.cat(weights) if weights else torch.zeros(0, k)
         return self
 
     def similarity(self) -> torch.Tensor:
