@@ -194,6 +194,7 @@ class ItemGraph(EASE):
             self.residual.load_state_dict(residual)
             self.residual.eval()
 
+
 class UserEdges:
     """Each user's training items with a weight, as CSR arrays; :meth:`rows` builds dense rows."""
 
