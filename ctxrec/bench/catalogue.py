@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, Sequence
 
 from ctxrec.bench.report import hash_world, split_facts, table, write_report
-from ctxrec.bench.scale import _rss_gb
+from ctxrec.bench.scale import _rss_gb, run_worker
 
 #: model rows: label -> (model name, settings); trained models get ``train.epochs``
 MODELS: Dict[str, tuple] = {
@@ -78,14 +78,13 @@ def fit_worker(path: str, label: str, epochs: int) -> Dict[str, float]:
 
 
 def _child(args, timeout: float) -> Dict[str, object]:
+    """:func:`~ctxrec.bench.scale.run_worker` of this module; a timeout or a failure becomes the row."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "ctxrec.bench.catalogue", *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout)
+        return run_worker("ctxrec.bench.catalogue", args, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timeout_s": timeout}
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1][:300] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    except RuntimeError as e:
+        return {"error": str(e).strip().splitlines()[-1][:300]}
 
 
 def run(items: int = 20000, users: int = 1400, models: Sequence[str] = tuple(MODELS), epochs: int = 20,

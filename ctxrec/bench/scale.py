@@ -109,12 +109,19 @@ def train_worker(path: str, batch_size: int, fanout: Sequence[int], batches: int
             "train_peak_rss_gb": _rss_gb()}
 
 
-def _child(args) -> Dict[str, float]:
-    proc = subprocess.run([sys.executable, "-m", "ctxrec.bench.scale", *map(str, args)],
-                          capture_output=True, text=True)
+def run_worker(module: str, args, timeout: float | None = None) -> Dict[str, object]:
+    """``python -m module *args`` in a fresh process (so its peak RSS is its own); the JSON of its
+    last stdout line. Raises RuntimeError with its stderr when it fails, and
+    :class:`subprocess.TimeoutExpired` after ``timeout`` seconds."""
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench scale worker {args[0]} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{module} worker {args[0]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _child(args) -> Dict[str, object]:
+    return run_worker("ctxrec.bench.scale", args)
 
 
 def run(factors: Sequence[int] = (1, 4, 16), base_users: int = BASE_USERS, batch_size: int = 8192,
