@@ -12,7 +12,7 @@ from test_baselines import build_board, text_board  # noqa: F401 (fixture)
 from test_models import RecommenderContract, group_of
 
 from ctxrec.training.models import EASE, ItemGraph, make_model
-from ctxrec.training.models.item_graph import user_edges
+from ctxrec.training.models.item_graph import mapped_columns, user_edges
 from ctxrec.training.recommender import Context
 
 
@@ -82,12 +82,33 @@ def cold_pair(tmp_path_factory):
     return build_board(tmp_path_factory.mktemp("coldpair"), history, 6, vectors)
 
 
-@pytest.mark.parametrize("content", [0.0, 2.0])
-def test_cold_items_are_scored_through_the_modality_graph(cold_pair, content):
-    model = ItemGraph(l2=1.0, features=("text",), k=1, content=content).fit(cold_pair)
+@pytest.mark.parametrize("content, mapping", [(0.0, 0.0), (2.0, 0.0), (0.0, 1.0), (2.0, 1.0)])
+def test_cold_items_are_scored_through_the_modality_graph(cold_pair, content, mapping):
+    model = ItemGraph(l2=1.0, features=("text",), k=1, content=content, mapping=mapping).fit(cold_pair)
     assert model.cold_items.tolist() == [4, 5]
     scores = model.score(torch.arange(6))[:, 4:]
     assert torch.all(scores[:3, 0] > scores[:3, 1]) and torch.all(scores[3:, 1] > scores[3:, 0])
+
+
+def test_mapping_reads_a_cold_items_column_off_its_vector():
+    """Warm items 0-2 with orthonormal vectors; cold item 3 has item 1's vector, so with a tiny
+    ridge its predicted column is item 1's column over the warm rows, and 0 on the cold row."""
+    weights = torch.tensor([[0.0, 0.5, -0.2, 0.0], [0.3, 0.0, 0.7, 0.0], [0.1, 0.4, 0.0, 0.0], [0.0] * 4])
+    vectors = torch.cat([torch.eye(3), torch.eye(3)[1:2]])
+    column = mapped_columns(weights, vectors, torch.tensor([0, 1, 2]), torch.tensor([3]), ridge=1e-6)
+    assert torch.allclose(column[:, 0], weights[:, 1], atol=1e-5)
+    shrunk = mapped_columns(weights, vectors, torch.tensor([0, 1, 2]), torch.tensor([3]), ridge=1.0)
+    assert torch.allclose(shrunk[:, 0], weights[:, 1] / 2, atol=1e-5)  # ridge 1 on a unit vector halves it
+
+
+def test_mapping_fills_the_cold_columns_of_the_stored_weights(cold_pair):
+    off = ItemGraph(l2=1.0, features=("text",), mapping=0.0).fit(cold_pair)
+    on = ItemGraph(l2=1.0, features=("text",), mapping=1.0).fit(cold_pair)
+    assert torch.all(off.weights[:, 4:] == 0) and torch.any(on.weights[:4, 4:] != 0)
+    assert torch.equal(off.weights[:, :4], on.weights[:, :4])
+    # users of group A (items 0-1) get item 4 (group A's vector) from the mapping alone
+    mapped = on.users.rows(torch.arange(6)) @ on.weights[:, 4:]
+    assert torch.all(mapped[:3, 0] > mapped[:3, 1]) and torch.all(mapped[3:, 1] > mapped[3:, 0])
 
 
 def test_without_features_cold_items_score_zero(cold_pair):
@@ -140,7 +161,8 @@ def test_residual_survives_save_and_load(context_board, tmp_path):
                                            ({"factors": -1}, "factors must be an integer >= 0"),
                                            ({"epochs": 1.5}, "epochs must be an integer >= 0"),
                                            ({"k": 0}, "k must be a positive integer"),
-                                           ({"content": -1.0}, "content must be >= 0")])
+                                           ({"content": -1.0}, "content must be >= 0"),
+                                           ({"mapping": -0.5}, "mapping must be >= 0")])
 def test_bad_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_model("item_graph", **kwargs)

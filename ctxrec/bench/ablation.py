@@ -19,8 +19,10 @@ ABLATIONS: Dict[str, Dict[str, object]] = {
     "item_graph_no_recency": {"recency": None},
     "item_graph_no_modality": {"features": [], "content": 0.0},
     "item_graph_no_content": {"content": 0.0},
+    "item_graph_no_mapping": {"mapping": 0.0},
     "item_graph_no_residual": {"factors": 0},
-    "item_graph_collaborative_only": {"recency": None, "features": [], "content": 0.0, "factors": 0},
+    "item_graph_collaborative_only": {"recency": None, "features": [], "content": 0.0, "mapping": 0.0,
+                                      "factors": 0},
 }
 
 

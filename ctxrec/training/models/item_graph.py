@@ -28,7 +28,15 @@ cold and warm scores compare: recency did not help cold items on validation) plu
 
 .. math::
     s_{ui} = (K\\,\\mathbf{x}_u B)_i + \\eta\\,\\frac{\\sigma_u(K \\mathbf{x}_u B)}
-    {\\sigma_u(\\cos)}\\,\\cos(\\mathbf{p}_u, \\mathbf{z}_i) .
+    {\\sigma_u(\\cos)}\\,\\cos(\\mathbf{p}_u, \\mathbf{z}_i)
+    + \\mu\\,\\frac{\\sigma_u(\\cdot)}{\\sigma_u(\\mathbf{x}_u \\hat B)}\\,(\\mathbf{x}_u \\hat B)_i ,
+
+where the last term (``mapping``, :math:`\\mu`; its scale is the spread of the first two) reads
+the cold item's column of :math:`B` off its item vector: a ridge regression from the warm
+items' vectors to their columns of :math:`B`, :math:`W = (Z_w^\\top Z_w + \\rho I)^{-1} Z_w^\\top
+B_{ww}^\\top`, gives :math:`\\hat B_{\\cdot i} = W^\\top \\mathbf{z}_i` (the linear content-to-collaborative
+mapping of cold-start recommenders, e.g. Gantner et al. 2010,
+https://doi.org/10.1109/ICDM.2010.129); these columns are stored in :math:`B`'s cold columns.
 
 With a request context (time slot, place) the score adds
 :math:`\\gamma\\,\\sigma_u\\,(\\mathrm{pmi}(i, t) + \\mathrm{pmi}(i, p))`, the smoothed
@@ -80,6 +88,8 @@ class ItemGraph(EASE):
             edges (default: 0.1).
         content: :math:`\\eta`, the weight of the content match on items without training
             edges (default: 2.0).
+        mapping: :math:`\\mu`, the weight of the content-to-collaborative mapping on items
+            without training edges; 0 turns it off (default: 1.0).
         context: :math:`\\gamma`, the weight of the context prior; 0 ignores the context
             (default: 0.0).
         factors: width of the learned context-aware residual; 0 fits none (default: 0).
@@ -95,14 +105,14 @@ class ItemGraph(EASE):
 
     def __init__(self, l2: float = 300.0, recency: Optional[float] = 10.0,
                  features: Sequence[str] = ("text", "image"), k: int = 20, modality: float = 0.1,
-                 content: float = 2.0, context: float = 0.0, factors: int = 0, epochs: int = 6,
+                 content: float = 2.0, mapping: float = 1.0, context: float = 0.0, factors: int = 0, epochs: int = 6,
                  seed: int = 0) -> None:
         super().__init__(l2)  # the collaborative item graph: EASE's fit, weights, similar_items and state
         if recency is not None and not recency > 0:
             raise ValueError(f"ItemGraph recency must be > 0 (edges) or None (every edge weighs 1), got {recency!r}")
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"ItemGraph k must be a positive integer (neighbours per item), got {k!r}")
-        for name, value in (("modality", modality), ("content", content), ("context", context)):
+        for name, value in (("modality", modality), ("content", content), ("mapping", mapping), ("context", context)):
             if not value >= 0:
                 raise ValueError(f"ItemGraph {name} must be >= 0 (0 turns it off), got {value!r}")
         for name, value in (("factors", factors), ("epochs", epochs)):
@@ -112,11 +122,12 @@ class ItemGraph(EASE):
         self.factors, self.epochs, self.seed = factors, epochs, int(seed)
         self.residual: Optional[ContextResidual] = None
         self.k, self.modality, self.content, self.context = k, float(modality), float(content), float(context)
+        self.mapping = float(mapping)
         self.pmi: Dict[str, torch.Tensor] = {}
 
     def config(self) -> dict:
         return {"l2": self.l2, "recency": self.recency, "features": list(self.features), "k": self.k,
-                "modality": self.modality, "content": self.content, "context": self.context,
+                "modality": self.modality, "content": self.content, "mapping": self.mapping, "context": self.context,
                 "factors": self.factors, "epochs": self.epochs, "seed": self.seed}
 
     def prepare(self, graph: RecGraph) -> None:
@@ -137,6 +148,9 @@ class ItemGraph(EASE):
 
     def fit(self, graph: RecGraph) -> "ItemGraph":
         super().fit(graph)  # prepare, then the collaborative graph
+        if self.mapping and len(self.cold_items) and self.vectors.size(1):
+            self.weights[:, self.cold_items] = mapped_columns(self.weights, self.vectors, self.warm_items,
+                                                              self.cold_items)
         if self.factors and self.epochs:
             self.residual = fit_residual(graph, self.closed_form, self.factors, self.epochs, seed=self.seed)
         return self
@@ -177,6 +191,10 @@ class ItemGraph(EASE):
                 cos = self.profiles[users] @ self.vectors[self.cold_items].T
                 scale = spread.std(1, keepdim=True) / cos.std(1, keepdim=True).clamp(min=1e-12)
                 spread = spread + self.content * torch.nan_to_num(scale) * cos
+            if self.mapping and self.vectors.size(1):
+                mapped = plain[:, self.cold_items]
+                scale = spread.std(1, keepdim=True) / mapped.std(1, keepdim=True).clamp(min=1e-12)
+                spread = spread + self.mapping * torch.nan_to_num(scale) * mapped
             out[:, self.cold_items] = spread
         return out
 
@@ -282,6 +300,23 @@ def modality_graph(vectors: torch.Tensor, rows: torch.Tensor, candidates: torch.
         parts_v.append(w.reshape(-1))
     index = torch.stack([torch.cat(parts_r), torch.cat(parts_c)])
     return sparse_csr(index, torch.cat(parts_v), (len(rows), ni))
+
+
+def mapped_columns(weights: torch.Tensor, vectors: torch.Tensor, warm: torch.Tensor, cold: torch.Tensor,
+                   ridge: float = 10.0) -> torch.Tensor:
+    """``[I, len(cold)]``: the cold items' columns of the item-item ``weights`` predicted from
+    their ``vectors`` by a ridge regression (weight ``ridge``) fitted on the ``warm`` items'
+    columns (rows outside ``warm`` stay 0)."""
+    zw = vectors[warm].double()
+    lhs = zw.T @ zw
+    lhs.diagonal().add_(ridge)
+    on_warm = torch.zeros_like(vectors)
+    on_warm[warm] = vectors[warm]
+    rhs = (weights @ on_warm)[warm].T.double()  # [d, W]: Z_w^T B_ww^T, without copying B
+    mapping = torch.linalg.solve(lhs, rhs).float()
+    out = torch.zeros(weights.size(0), len(cold))
+    out[warm] = (vectors[cold] @ mapping).T
+    return out
 
 
 def context_pmi(graph: RecGraph, kind: str, smoothing: float = 10.0) -> torch.Tensor:
