@@ -41,6 +41,21 @@ def test_losses_by_hand():
         batch_loss(emb, "hinge")
 
 
+def test_sampled_full_softmax_by_hand():
+    """A large catalogue's full softmax ranks each positive among drawn items with the log-Q
+    correction; drawing every item once is the exact loss, and a draw of the positive drops out."""
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    catalogue = torch.tensor([[1.0, 1.0], [0.0, 1.0], [2.0, 0.0]])
+    emb = BatchEmbeddings(q, q, q.unsqueeze(1), catalogue=catalogue, targets=torch.tensor([0, 1]))
+    exact = batch_loss(emb, "full_softmax")
+    assert torch.isclose(batch_loss(emb, "full_softmax", columns=torch.arange(3), catalogue_size=3), exact)
+    # two draws of item 2 out of 3 items: each counts e^s * 3/2; row 1's positive is never drawn
+    drawn = batch_loss(emb, "full_softmax", columns=torch.tensor([2, 2]), catalogue_size=3)
+    s = q @ catalogue.T
+    rows = [-(s[b, t] - torch.log(torch.exp(s[b, t]) + 2 * 1.5 * torch.exp(s[b, 2]))) for b, t in ((0, 0), (1, 1))]
+    assert torch.isclose(drawn, torch.stack(rows).mean())
+
+
 def test_negatives_come_from_the_pool_and_skip_positives():
     from ctxrec.training.sampling import NegativeSampler
 
@@ -80,10 +95,12 @@ def test_sampled_batch_equals_full_graph_with_all_neighbours(context_board):
         ContextGNN(hidden=8, features=(), train=TrainConfig(num_neighbors=[5])).prepare(context_board)
 
 
-def test_resume_after_interruption_equals_one_run(context_board, tmp_path):
-    """Stopping after 2 epochs and resuming to 4 gives the same weights as 4 epochs at once."""
+@pytest.mark.parametrize("softmax_items", [4096, 8])
+def test_resume_after_interruption_equals_one_run(context_board, tmp_path, softmax_items):
+    """Stopping after 2 epochs and resuming to 4 gives the same weights as 4 epochs at once,
+    also when the softmax ranks among drawn items (the draws come from the checkpointed generator)."""
     def model(epochs, ckpt=None):
-        cfg = TrainConfig(epochs=epochs, patience=99, seed=1, lr=0.02, checkpoint_dir=ckpt)
+        cfg = TrainConfig(epochs=epochs, patience=99, seed=1, lr=0.02, checkpoint_dir=ckpt, softmax_items=softmax_items)
         return ContextGNN(hidden=8, features=(), dropout=0.1, train=cfg)
 
     straight = model(4).fit(context_board)

@@ -60,14 +60,13 @@ def fit_worker(path: str, label: str, epochs: int) -> Dict[str, float]:
     import torch
 
     from ctxrec.training.models import make_model
-    from ctxrec.training.trainer import TrainConfig
 
     graph = torch.load(path, weights_only=False)
     loaded = _rss_gb()
     name, settings = MODELS[label]
     settings = dict(settings)
-    if "train" in settings:
-        settings["train"] = TrainConfig(epochs=epochs, patience=epochs, seed=0)
+    if "train" in settings:  # a dict, so each model keeps its own training defaults (MF's BPR loss)
+        settings["train"] = {**settings["train"], "epochs": epochs, "patience": epochs, "seed": 0}
     model = make_model(name, **settings)
     t0 = time.perf_counter()
     model.fit(graph.without_test())

@@ -8,6 +8,7 @@ without in-batch negatives.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -68,7 +69,8 @@ def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
 
 
 def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0,
-               in_batch: Optional[Tensor] = None, catalogue_mask: Optional[Tensor] = None) -> Tensor:
+               in_batch: Optional[Tensor] = None, catalogue_mask: Optional[Tensor] = None,
+               columns: Optional[Tensor] = None, catalogue_size: Optional[int] = None) -> Tensor:
     """The named loss of one batch.
 
     ``full_softmax`` is the exact likelihood of each positive among all items
@@ -76,7 +78,12 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
     user's other positives, which is what ranks them against each other: on the synthetic
     context world it reached 0.94 of the oracle's NDCG@20 where 64 sampled negatives that
     skip the user's positives stopped near 0.87 (BENCHMARKS.md). It costs ``B x n_items``
-    scores per step, fine up to a catalogue of ~100k items.
+    scores per step. With ``columns`` (a large catalogue) the positive is ranked among those
+    items instead, drawn uniformly with replacement from the ``catalogue_size`` items the loss
+    may rank and shared by the batch: each drawn item's logit gets the log-Q correction
+    :math:`\log(N / S)` (Bengio and Senecal, 2008; Yi et al., 2019,
+    https://doi.org/10.1145/3298689.3346996), which makes the denominator an unbiased estimate
+    of the full one, and a draw of the row's own positive is left out.
 
     Args:
         emb: the model's :class:`BatchEmbeddings`.
@@ -88,10 +95,19 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
         catalogue_mask: ``[n_items]`` bool, the items ``full_softmax`` may rank (e.g. those
             seen in training, so items held out as cold are not taught to be bad); ``None``:
             every item.
+        columns: ``[S]`` catalogue rows drawn uniformly from the items ``full_softmax`` may
+            rank, to rank each positive among instead of the whole catalogue; ``None``: all.
+        catalogue_size: how many items ``columns`` were drawn from (for the log-Q correction).
     """
     if loss == "full_softmax":
         if emb.catalogue is None or emb.targets is None:
             raise ValueError("full_softmax needs the model's BatchEmbeddings.catalogue and .targets")
+        if columns is not None:
+            pos = ((emb.query * emb.catalogue[emb.targets]).sum(-1) / temperature).float()
+            neg = (emb.query @ emb.catalogue[columns].T).float()
+            neg = neg.masked_fill(columns.unsqueeze(0) == emb.targets.unsqueeze(1), float("-inf"))
+            rest = torch.logsumexp(neg / temperature, 1) + math.log(catalogue_size / len(columns))
+            return (torch.logaddexp(pos, rest) - pos).mean() + emb.reg
         logits = emb.query @ emb.catalogue.T / temperature
         if catalogue_mask is not None:
             logits = logits.masked_fill(~catalogue_mask, float("-inf"))

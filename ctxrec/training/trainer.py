@@ -40,6 +40,10 @@ class TrainConfig:
         num_negatives: sampled negatives per positive (default: 4).
         loss: ``"bpr"``, ``"softmax"`` (sampled) or ``"full_softmax"`` (over every item;
             ``num_negatives`` is then unused) (default: "full_softmax").
+        softmax_items: ``full_softmax`` ranks each positive among every item of a catalogue of
+            up to this many items; above it, among this many items drawn uniformly for each step
+            (shared by the batch), with the log-Q correction, so a step costs ``batch_size x
+            softmax_items`` scores whatever the catalogue's size (default: 4096).
         temperature: softmax temperature (default: 1.0).
         in_batch_negatives: also use the batch's other positive items as negatives, except
             the user's own positives (default: False).
@@ -65,6 +69,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     num_negatives: int = 4
     loss: str = "full_softmax"
+    softmax_items: int = 4096
     temperature: float = 1.0
     in_batch_negatives: bool = False
     num_neighbors: Optional[List[int]] = None
@@ -81,7 +86,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"TrainConfig.loss must be one of {LOSSES}, got {self.loss!r}")
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "softmax_items"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.num_negatives, int) or self.num_negatives < 0:
@@ -148,8 +153,9 @@ class _Step(nn.Module):
                  known: Optional[torch.Tensor] = None) -> None:
         super().__init__()
         self.model, self.cfg, self.sampler, self.known = model, cfg, sampler, known
+        self.allowed = sampler.num_items if known is None else int(known.sum())  # items the softmax ranks
 
-    def forward(self, users, items, negatives, time_slot, place, session_items=None):
+    def forward(self, users, items, negatives, time_slot, place, session_items=None, columns=None):
         full = self.cfg.loss == "full_softmax"
         emb = self.model.batch(users, items, negatives, Context(time_slot, place, session_items), catalogue=full)
         in_batch = None
@@ -158,7 +164,7 @@ class _Step(nn.Module):
             in_batch = ~self.sampler.is_positive(users.unsqueeze(1).expand_as(other).cpu(), other.cpu()).to(users.device)
             in_batch &= items.unsqueeze(0) != items.unsqueeze(1)
         known = None if self.known is None else self.known.to(users.device)
-        return batch_loss(emb, self.cfg.loss, self.cfg.temperature, in_batch, known)
+        return batch_loss(emb, self.cfg.loss, self.cfg.temperature, in_batch, known, columns, self.allowed)
 
 
 class Trainer:
@@ -186,6 +192,7 @@ class Trainer:
         known = torch.bincount(events.item, minlength=graph.num_items) > 0
         pool = None if bool(known.all()) else torch.nonzero(known).view(-1)
         sampler = NegativeSampler(events.user, events.item, graph.num_items, pool=pool)
+        allowed = torch.arange(graph.num_items) if pool is None else pool
         step = _Step(model, cfg, sampler, None if pool is None else known)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -236,8 +243,11 @@ class Trainer:
                 args = (events.user[b], events.item[b], neg, events.time[b], events.place[b])
                 if events.prefix is not None and getattr(model, "session_len", 0):
                     args += (events.prefix[b],)
+                columns = None
+                if cfg.loss == "full_softmax" and len(allowed) > cfg.softmax_items:  # the same draw on every process
+                    columns = allowed[torch.randint(len(allowed), (cfg.softmax_items,), generator=gen)].to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = step(*(a.to(device) for a in args)) * share
+                    loss = step(*(a.to(device) for a in args), columns=columns) * share
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
