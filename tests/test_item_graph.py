@@ -177,3 +177,17 @@ def test_cold_scores_are_on_the_scale_of_the_weighted_edges(cold_pair):
     mass = model.users.rows(users).sum(1) / model.plain.rows(users).sum(1)
     assert torch.all(mass < 1)
     assert torch.allclose(model.score(users)[:, 4:], plain.score(users)[:, 4:] * mass.unsqueeze(1), atol=1e-6)
+
+
+def test_residual_loss_over_every_item_drawn_once_is_the_full_softmax():
+    """A large catalogue's residual ranks each positive among drawn items (log-Q corrected):
+    drawing every item once gives the full softmax's cross-entropy exactly."""
+    from ctxrec.training.models.residual import ContextResidual
+
+    model = ContextResidual(4, 6, 3, 2, dim=5, seed=1)
+    z = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    users, items = torch.tensor([0, 1, 3, 3]), torch.tensor([2, 5, 0, 4])
+    time, place = torch.tensor([0, -1, 2, 1]), torch.tensor([1, 0, -1, 1])
+    full = model.loss(z, users, items, time, place)
+    assert torch.isclose(full, torch.nn.functional.cross_entropy(model(z[users], users, time, place), items))
+    assert torch.isclose(model.loss(z, users, items, time, place, columns=torch.arange(6)), full, atol=1e-6)

@@ -68,6 +68,19 @@ def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
     return -torch.log_softmax(logits, 1)[:, 0].mean()
 
 
+def drawn_softmax(pos: Tensor, neg: Tensor, columns: Tensor, targets: Tensor, catalogue_size: int) -> Tensor:
+    """The full softmax's cross-entropy estimated over drawn items: ``pos`` ``[B]`` the
+    positives' logits, ``neg`` ``[B, S]`` the logits of ``columns`` ``[S]``, drawn uniformly
+    with replacement from ``catalogue_size`` items and shared by the batch. Each drawn logit
+    gets the log-Q correction :math:`\\log(N / S)` (Bengio and Senecal, 2008; Yi et al.,
+    2019, https://doi.org/10.1145/3298689.3346996), which makes the denominator an unbiased
+    estimate of the full one; a draw of the row's own positive (``targets`` ``[B]``) drops out."""
+    neg = neg.float().masked_fill(columns.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
+    rest = torch.logsumexp(neg, 1) + math.log(catalogue_size / len(columns))
+    pos = pos.float()
+    return (torch.logaddexp(pos, rest) - pos).mean()
+
+
 def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0,
                in_batch: Optional[Tensor] = None, catalogue_mask: Optional[Tensor] = None,
                columns: Optional[Tensor] = None, catalogue_size: Optional[int] = None) -> Tensor:
@@ -79,11 +92,7 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
     context world it reached 0.94 of the oracle's NDCG@20 where 64 sampled negatives that
     skip the user's positives stopped near 0.87 (BENCHMARKS.md). It costs ``B x n_items``
     scores per step. With ``columns`` (a large catalogue) the positive is ranked among those
-    items instead, drawn uniformly with replacement from the ``catalogue_size`` items the loss
-    may rank and shared by the batch: each drawn item's logit gets the log-Q correction
-    :math:`\log(N / S)` (Bengio and Senecal, 2008; Yi et al., 2019,
-    https://doi.org/10.1145/3298689.3346996), which makes the denominator an unbiased estimate
-    of the full one, and a draw of the row's own positive is left out.
+    items instead (:func:`drawn_softmax`).
 
     Args:
         emb: the model's :class:`BatchEmbeddings`.
@@ -103,11 +112,9 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
         if emb.catalogue is None or emb.targets is None:
             raise ValueError("full_softmax needs the model's BatchEmbeddings.catalogue and .targets")
         if columns is not None:
-            pos = ((emb.query * emb.catalogue[emb.targets]).sum(-1) / temperature).float()
-            neg = (emb.query @ emb.catalogue[columns].T).float()
-            neg = neg.masked_fill(columns.unsqueeze(0) == emb.targets.unsqueeze(1), float("-inf"))
-            rest = torch.logsumexp(neg / temperature, 1) + math.log(catalogue_size / len(columns))
-            return (torch.logaddexp(pos, rest) - pos).mean() + emb.reg
+            pos = (emb.query * emb.catalogue[emb.targets]).sum(-1)
+            neg = emb.query @ emb.catalogue[columns].T
+            return drawn_softmax(pos / temperature, neg / temperature, columns, emb.targets, catalogue_size) + emb.reg
         logits = emb.query @ emb.catalogue.T / temperature
         if catalogue_mask is not None:
             logits = logits.masked_fill(~catalogue_mask, float("-inf"))

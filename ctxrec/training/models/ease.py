@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ctxrec.data import RecGraph
-from ctxrec.training.models.interactions import gram, item_dtype, user_rows
+from ctxrec.training.models.interactions import gram, item_dtype, user_times
 from ctxrec.training.recommender import Context, Recommender
 
 
@@ -68,7 +68,7 @@ class EASE(Recommender):
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, context: Optional[Context] = None) -> torch.Tensor:
-        return user_rows(self.graph, users) @ self.weights
+        return user_times(self.graph, users, self.weights)
 
     def similar_items(self, items: torch.Tensor, k: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
         """The items each item's interaction raises most (row ``i`` of ``B``)."""

@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
 from ctxrec.training.models.ease import EASE
-from ctxrec.training.models.interactions import sparse_csr
+from ctxrec.training.models.interactions import sparse_csr, sparse_rows, times_rows
 from ctxrec.training.models.residual import ContextResidual, fit_residual, residual_scores
 from ctxrec.training.recommender import Context
 
@@ -174,8 +174,7 @@ class ItemGraph(EASE):
     @torch.no_grad()
     def closed_form(self, users: torch.Tensor) -> torch.Tensor:
         """``[B, I]``: the scores of the two item graphs, before context and residual."""
-        weighted = self.users.rows(users)
-        cf = weighted @ self.weights
+        cf = times_rows(self.users.sparse(users), self.weights)
         out = cf.clone()
         if self.modality and self.knn_warm._nnz():
             out[:, self.warm_items] += self.modality * (self.knn_warm @ cf.T).T
@@ -183,9 +182,8 @@ class ItemGraph(EASE):
             if self.recency is None:
                 plain = cf
             else:  # unweighted edges, scaled to the weighted edges' total so cold and warm scores compare
-                rows = self.plain.rows(users)
-                mass = weighted.sum(1, keepdim=True) / rows.sum(1, keepdim=True).clamp(min=1)
-                plain = (rows @ self.weights) * mass
+                mass = self.users.totals(users) / self.plain.totals(users).clamp(min=1)
+                plain = times_rows(self.plain.sparse(users), self.weights) * mass.unsqueeze(1)
             spread = (self.knn_cold @ plain.T).T  # [B, cold]: the cold items' neighbours' scores
             if self.content and self.profiles.numel():
                 cos = self.profiles[users] @ self.vectors[self.cold_items].T
@@ -219,16 +217,30 @@ class UserEdges:
     def __init__(self, offsets: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, num_items: int) -> None:
         self.offsets, self.items, self.weights, self.num_items = offsets, items, weights, num_items
 
-    def rows(self, users: torch.Tensor) -> torch.Tensor:
-        """``[len(users), num_items]``: each user's edge weights, 0 elsewhere."""
+    def _entries(self, users: torch.Tensor):
         start, end = self.offsets[users], self.offsets[users + 1]
         counts = end - start
         row = torch.repeat_interleave(torch.arange(len(users)), counts)
         pos = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
         at = torch.repeat_interleave(start, counts) + pos
+        return row, self.items[at], self.weights[at]
+
+    def rows(self, users: torch.Tensor) -> torch.Tensor:
+        """``[len(users), num_items]``: each user's edge weights, 0 elsewhere."""
+        row, item, weight = self._entries(users)
         out = torch.zeros(len(users), self.num_items)
-        out[row, self.items[at]] = self.weights[at]
+        out[row, item] = weight
         return out
+
+    def sparse(self, users: torch.Tensor) -> torch.Tensor:
+        """:meth:`rows` as a sparse CSR matrix."""
+        row, item, weight = self._entries(users)
+        return sparse_rows(row, item, weight, (len(users), self.num_items))
+
+    def totals(self, users: torch.Tensor) -> torch.Tensor:
+        """``[len(users)]``: the sum of each user's edge weights."""
+        cumulative = torch.cat([torch.zeros(1), torch.cumsum(self.weights, 0)])
+        return cumulative[self.offsets[users + 1]] - cumulative[self.offsets[users]]
 
     def mean_of(self, vectors: torch.Tensor) -> torch.Tensor:
         """``[U, d]``: each user's weighted mean of their items' ``vectors``, scaled to unit length."""
