@@ -75,7 +75,8 @@ def drawn_softmax(pos: Tensor, neg: Tensor, columns: Tensor, targets: Tensor, ca
     gets the log-Q correction :math:`\\log(N / S)` (Bengio and Senecal, 2008; Yi et al.,
     2019, https://doi.org/10.1145/3298689.3346996), which makes the denominator an unbiased
     estimate of the full one; a draw of the row's own positive (``targets`` ``[B]``) drops out."""
-    neg = neg.float().masked_fill(columns.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
+    neg = neg.float()  # a fresh product: masked in place (matmul keeps its inputs, not its output, for backward)
+    neg.masked_fill_(columns.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
     rest = torch.logsumexp(neg, 1) + math.log(catalogue_size / len(columns))
     pos = pos.float()
     return (torch.logaddexp(pos, rest) - pos).mean()
