@@ -28,15 +28,16 @@ cold and warm scores compare: recency did not help cold items on validation) plu
 
 .. math::
     s_{ui} = (K\\,\\mathbf{x}_u B)_i + \\eta\\,\\frac{\\sigma_u(K \\mathbf{x}_u B)}
-    {\\sigma_u(\\cos)}\\,\\cos(\\mathbf{p}_u, \\mathbf{z}_i)
-    + \\mu\\,\\frac{\\sigma_u(\\cdot)}{\\sigma_u(\\mathbf{x}_u \\hat B)}\\,(\\mathbf{x}_u \\hat B)_i ,
+    {\\sigma_u(\\cos)}\\,\\cos(\\mathbf{p}_u, \\mathbf{z}_i) ,
 
-where the last term (``mapping``, :math:`\\mu`; its scale is the spread of the first two) reads
-the cold item's column of :math:`B` off its item vector: a ridge regression from the warm
-items' vectors to their columns of :math:`B`, :math:`W = (Z_w^\\top Z_w + \\rho I)^{-1} Z_w^\\top
-B_{ww}^\\top`, gives :math:`\\hat B_{\\cdot i} = W^\\top \\mathbf{z}_i` (the linear content-to-collaborative
-mapping of cold-start recommenders, e.g. Gantner et al. 2010,
-https://doi.org/10.1109/ICDM.2010.129); these columns are stored in :math:`B`'s cold columns.
+and then a content-to-collaborative mapping (``mapping``, :math:`\\mu`) reorders the cold items:
+a ridge regression from the warm items' vectors to their columns of :math:`B`,
+:math:`W = (Z_w^\\top Z_w + \\rho I)^{-1} Z_w^\\top B_{ww}^\\top`, predicts a cold item's column
+:math:`\\hat B_{\\cdot i} = W^\\top \\mathbf{z}_i` (the linear mapping of cold-start recommenders,
+e.g. Gantner et al. 2010, https://doi.org/10.1109/ICDM.2010.129; stored in :math:`B`'s cold
+columns), and the cold score becomes the standardised sum :math:`\\mathrm{std}(s_u) + \\mu\\,
+\\mathrm{std}(\\mathbf{x}_u \\hat B)`, put back on the mean and spread of :math:`s_u` over the cold
+items, so that how cold items compare with warm ones does not change.
 
 With a request context (time slot, place) the score adds
 :math:`\\gamma\\,\\sigma_u\\,(\\mathrm{pmi}(i, t) + \\mathrm{pmi}(i, p))`, the smoothed
@@ -68,7 +69,7 @@ from ctxrec.data import RecGraph
 from ctxrec.training.models.content_knn import fit_centering, vectors_and_mask
 from ctxrec.training.models.ease import EASE
 from ctxrec.training.models.interactions import sparse_csr, sparse_rows, times_rows
-from ctxrec.training.models.residual import ContextResidual, fit_residual, residual_scores
+from ctxrec.training.models.residual import ContextResidual, fit_residual, residual_scores, standardise
 from ctxrec.training.recommender import Context
 
 
@@ -189,10 +190,13 @@ class ItemGraph(EASE):
                 cos = self.profiles[users] @ self.vectors[self.cold_items].T
                 scale = spread.std(1, keepdim=True) / cos.std(1, keepdim=True).clamp(min=1e-12)
                 spread = spread + self.content * torch.nan_to_num(scale) * cos
-            if self.mapping and self.vectors.size(1):
+            if self.mapping and self.vectors.size(1) and len(self.cold_items) > 1:
+                # the mapping reorders the cold items among themselves; their mean and spread per user
+                # stay those of the graph's score, so how they compare with warm items does not change
                 mapped = plain[:, self.cold_items]
-                scale = spread.std(1, keepdim=True) / mapped.std(1, keepdim=True).clamp(min=1e-12)
-                spread = spread + self.mapping * torch.nan_to_num(scale) * mapped
+                mean, std = spread.mean(1, keepdim=True), spread.std(1, keepdim=True)
+                mixed = standardise(spread) + self.mapping * standardise(mapped)
+                spread = mean + std * standardise(mixed)
             out[:, self.cold_items] = spread
         return out
 
