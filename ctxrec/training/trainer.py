@@ -150,10 +150,11 @@ class _Step(nn.Module):
     """A model's training loss as ``forward``, so DistributedDataParallel can wrap it."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, sampler: NegativeSampler,
-                 known: Optional[torch.Tensor] = None) -> None:
+                 known: Optional[torch.Tensor] = None, allowed: Optional[int] = None) -> None:
         super().__init__()
         self.model, self.cfg, self.sampler, self.known = model, cfg, sampler, known
-        self.allowed = sampler.num_items if known is None else int(known.sum())  # items the softmax ranks
+        # how many items the softmax ranks, which drawn columns come from (None: every item)
+        self.allowed = sampler.num_items if allowed is None else allowed
 
     def forward(self, users, items, negatives, time_slot, place, session_items=None, columns=None):
         full = self.cfg.loss == "full_softmax"
@@ -193,7 +194,7 @@ class Trainer:
         pool = None if bool(known.all()) else torch.nonzero(known).view(-1)
         sampler = NegativeSampler(events.user, events.item, graph.num_items, pool=pool)
         allowed = torch.arange(graph.num_items) if pool is None else pool
-        step = _Step(model, cfg, sampler, None if pool is None else known)
+        step = _Step(model, cfg, sampler, None if pool is None else known, len(allowed))
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 

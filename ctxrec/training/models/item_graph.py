@@ -220,6 +220,7 @@ class UserEdges:
 
     def __init__(self, offsets: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, num_items: int) -> None:
         self.offsets, self.items, self.weights, self.num_items = offsets, items, weights, num_items
+        self.cumulative = torch.cat([torch.zeros(1), torch.cumsum(weights, 0)])  # for totals()
 
     def _entries(self, users: torch.Tensor):
         start, end = self.offsets[users], self.offsets[users + 1]
@@ -243,8 +244,7 @@ class UserEdges:
 
     def totals(self, users: torch.Tensor) -> torch.Tensor:
         """``[len(users)]``: the sum of each user's edge weights."""
-        cumulative = torch.cat([torch.zeros(1), torch.cumsum(self.weights, 0)])
-        return cumulative[self.offsets[users + 1]] - cumulative[self.offsets[users]]
+        return self.cumulative[self.offsets[users + 1]] - self.cumulative[self.offsets[users]]
 
     def mean_of(self, vectors: torch.Tensor) -> torch.Tensor:
         """``[U, d]``: each user's weighted mean of their items' ``vectors``, scaled to unit length."""
@@ -322,13 +322,12 @@ def mapped_columns(weights: torch.Tensor, vectors: torch.Tensor, warm: torch.Ten
                    ridge: float = 10.0) -> torch.Tensor:
     """``[I, len(cold)]``: the cold items' columns of the item-item ``weights`` predicted from
     their ``vectors`` by a ridge regression (weight ``ridge``) fitted on the ``warm`` items'
-    columns (rows outside ``warm`` stay 0)."""
+    columns (rows outside ``warm`` stay 0). ``weights`` is 0 outside the warm rows and columns
+    (EASE's fit)."""
     zw = vectors[warm].double()
     lhs = zw.T @ zw
     lhs.diagonal().add_(ridge)
-    on_warm = torch.zeros_like(vectors)
-    on_warm[warm] = vectors[warm]
-    rhs = (weights @ on_warm)[warm].T.double()  # [d, W]: Z_w^T B_ww^T, without copying B
+    rhs = (weights @ vectors)[warm].T.double()  # [d, W]: Z_w^T B_ww^T (B's other columns are 0), without copying B
     mapping = torch.linalg.solve(lhs, rhs).float()
     out = torch.zeros(weights.size(0), len(cold))
     out[warm] = (vectors[cold] @ mapping).T
