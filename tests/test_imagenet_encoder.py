@@ -61,7 +61,7 @@ def test_batching_equals_one_by_one(encoder, images):
 
 
 def test_preprocessing_of_known_images():
-    enc = ImageNetEncoder(weights="random", device="cpu")  # 256 -> 224, mean = std = 0.5
+    enc = ImageNetEncoder(weights="random", device="cpu", crop="center")  # 256 -> 224, mean = std = 0.5
     solid = enc.preprocess(Image.new("RGB", (300, 200), (255, 0, 127)))
     assert solid.shape == (3, 224, 224) and solid.dtype == torch.float32
     torch.testing.assert_close(solid.mean((1, 2)), torch.tensor([1.0, -1.0, 127 / 255 * 2 - 1]))
@@ -75,6 +75,38 @@ def test_preprocessing_of_known_images():
     torch.testing.assert_close(x[1], torch.full((224, 224), -1.0))
 
 
+def test_whole_image_keeps_aspect_and_every_edge():
+    """``crop="whole"`` (the default): shorter side to image_size, the longer trimmed to a multiple of
+    32 and to at most MAX_ASPECT x; a poster's top and bottom stay in view."""
+    enc = ImageNetEncoder(weights="random", device="cpu")
+    assert enc.crop == "whole"
+    poster = Image.new("RGB", (128, 192), (0, 255, 0))  # 2:3, a MovieLens poster's size
+    ImageDraw.Draw(poster).rectangle((0, 0, 127, 19), fill=(255, 0, 0))  # a red band at the top
+    ImageDraw.Draw(poster).rectangle((0, 172, 127, 191), fill=(0, 0, 255))  # a blue band at the bottom
+    x = enc.preprocess(poster)
+    assert x.shape == (3, 320, 224)  # 224 x 336, trimmed to 320 (8 rows off each end)
+    assert float(x[0, :12].mean()) == 1.0 and float(x[2, -12:].mean()) == 1.0  # both bands are seen
+    centre = ImageNetEncoder(weights="random", device="cpu", crop="center").preprocess(poster)
+    assert centre.shape == (3, 224, 224) and float(centre[0, :12].mean()) < 1.0  # the crop loses the top band
+    assert enc.preprocess(Image.new("RGB", (200, 200))).shape == (3, 224, 224)  # square stays square
+    assert enc.preprocess(Image.new("RGB", (1000, 100))).shape == (3, 224, 448)  # capped at 2:1
+    assert enc.preprocess(Image.new("RGB", (230, 200))).shape == (3, 224, 256)  # 257 wide, trimmed to 8 x 32
+    assert enc.preprocess(Image.new("RGB", (240, 220))).shape == (3, 224, 224)  # 244 wide: 224 is the floor
+
+
+def test_images_of_mixed_shapes_batch_like_single_calls(tmp_path):
+    enc = ImageNetEncoder(weights="random", device="cpu", batch_size=8, **SMALL)
+    paths = []
+    for i, size in enumerate([(64, 96), (96, 64), (80, 80), (64, 96)]):
+        rgb = np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(rgb).save(paths[-1])
+    x, mask = enc.encode(paths)  # three shapes in one batch: three forward passes
+    assert mask.all()
+    single = torch.cat([enc.encode([p])[0] for p in paths])
+    torch.testing.assert_close(x, single, atol=1e-5, rtol=1e-5)
+
+
 def test_preprocessing_equals_torchvision():
     T = pytest.importorskip("torchvision.transforms", reason="the reference transform is torchvision's")
     noise = np.random.default_rng(0).integers(0, 256, (150, 230, 3), dtype=np.uint8)
@@ -84,7 +116,7 @@ def test_preprocessing_equals_torchvision():
                                [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])]:
         if kwargs.get("arch") == "mobilenet_v2" and not _has("torchvision"):
             continue
-        enc = ImageNetEncoder(weights="random", device="cpu", **kwargs)
+        enc = ImageNetEncoder(weights="random", device="cpu", crop="center", **kwargs)
         mode = T.InterpolationMode.BICUBIC if kwargs else T.InterpolationMode.BILINEAR
         ref = T.Compose([T.Resize(256, interpolation=mode), T.CenterCrop(224), T.ToTensor(), T.Normalize(mean, std)])
         torch.testing.assert_close(enc.preprocess(image), ref(image), atol=1e-5, rtol=0)
@@ -149,7 +181,9 @@ def test_bad_arguments_name_the_choices(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither one of 'imagenet', 'random' nor an existing"):
         ImageNetEncoder(weights="clip")
     with pytest.raises(ValueError, match="`resize_size` .* must be at least `image_size`"):
-        ImageNetEncoder(weights="random", image_size=224, resize_size=200)
+        ImageNetEncoder(weights="random", image_size=224, resize_size=200, crop="center")
+    with pytest.raises(ValueError, match="`crop` must be one of 'whole', 'center', got 'top'"):
+        ImageNetEncoder(weights="random", crop="top")
 
 
 def test_registered_and_listed_as_pretrained(monkeypatch):

@@ -58,8 +58,11 @@ def _raw_imagenet(enc, paths, batch_size):
     from torchvision import transforms
 
     interpolation = transforms.InterpolationMode[enc.image_interpolation.upper()]
-    transform = transforms.Compose([transforms.Resize(enc.resize_size, interpolation=interpolation),
-                                    transforms.CenterCrop(enc.image_size), transforms.ToTensor(),
+    # crop="whole" on the benchmark's square images is a plain resize to image_size; "center" is
+    # the ImageNet evaluation crop
+    resize, side = (enc.image_size, enc.image_size) if enc.crop == "whole" else (enc.resize_size, enc.image_size)
+    transform = transforms.Compose([transforms.Resize(resize, interpolation=interpolation),
+                                    transforms.CenterCrop(side), transforms.ToTensor(),
                                     transforms.Normalize(enc.image_mean, enc.image_std)])
     net = enc.model.net  # the library's module, without ctxrec's wrapper
 

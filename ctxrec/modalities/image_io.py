@@ -30,7 +30,7 @@ class _ReadsImages(Encoder):
     """:meth:`encode` over image inputs: read, preprocess, embed in batches, report bad files.
 
     A subclass sets ``batch_size`` and ``device`` and implements :meth:`_pixels` (PIL image
-    -> ``[3, H, W]``) and :meth:`_embed` (``[n, 3, H, W]`` on ``device`` -> ``[n, output_dim]``).
+    -> ``[3, H, W]``; images of different shapes go through the network in separate groups) and :meth:`_embed` (``[n, 3, H, W]`` on ``device`` -> ``[n, output_dim]``).
     After each call :attr:`last_report` lists the bad files and one
     :class:`ImageEncoderWarning` names them.
     """
@@ -61,10 +61,14 @@ class _ReadsImages(Encoder):
                 else:
                     pixels.append(image)
                     kept.append(i)
-            if kept:
+            shapes: dict[tuple, list[int]] = {}  # images of one shape share a forward pass
+            for j, p in enumerate(pixels):
+                shapes.setdefault(tuple(p.shape), []).append(j)
+            for group in shapes.values():
                 with torch.inference_mode():
-                    out[kept] = self._embed(torch.stack(pixels).to(self.device)).to("cpu", torch.float32)
-                mask[kept] = True
+                    x = torch.stack([pixels[j] for j in group]).to(self.device)
+                    out[[kept[j] for j in group]] = self._embed(x).to("cpu", torch.float32)
+            mask[kept] = True
         if self._pending is not None:  # inside encode_all: one report for the whole call
             for key in report:
                 self._pending[key].extend(report[key])

@@ -47,14 +47,22 @@ ARCHS: dict[str, dict] = {
     },
 }
 _WEIGHTS = ("imagenet", "random")
+_CROPS = ("whole", "center")
+#: with ``crop="whole"``, the longer side is cut to at most this many times the shorter
+MAX_ASPECT = 2.0
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 
 class ImageNetEncoder(_ReadsImages):
     r"""Image embeddings from a CNN trained on ImageNet: the last feature map, average-pooled.
 
-    Each image is read with PIL, its shorter side resized to ``resize_size``, centre-cropped
-    to ``image_size`` and normalised per channel (:math:`(x - \mu) / \sigma`, with the
+    Each image is read with PIL and, by default (``crop="whole"``), resized so that its shorter
+    side is ``image_size`` with its aspect kept: the whole picture is seen (a poster's title and
+    faces live at its top and bottom, which a square crop cuts off). The longer side is trimmed
+    to a multiple of 32 (images of one shape share a forward pass) and to at most
+    :data:`MAX_ASPECT` times the shorter. ``crop="center"`` is the usual ImageNet evaluation
+    instead: the shorter side resized to ``resize_size``, then a centre crop of ``image_size``.
+    Pixels are normalised per channel (:math:`(x - \mu) / \sigma`, with the
     architecture's :math:`\mu, \sigma`); the network's last feature map is averaged over
     space (`EfficientNet <https://arxiv.org/abs/1905.11946>`_ Lite0 or
     `MobileNetV2 <https://arxiv.org/abs/1801.04381>`_: 1280-d), and with ``normalize`` the
@@ -78,9 +86,14 @@ class ImageNetEncoder(_ReadsImages):
         device (str, optional): Where to run. (default: ``"cuda"`` if available, else ``"cpu"``)
         batch_size (int, optional): Images per forward pass. (default: ``32``)
         normalize (bool, optional): L2-normalise the embeddings. (default: :obj:`True`)
-        image_size (int, optional): Side of the centre crop fed to the network. (default: ``224``)
-        resize_size (int, optional): The shorter side is resized to this before cropping
-            (256 -> 224 is the usual ImageNet evaluation crop). (default: ``256``)
+        image_size (int, optional): The shorter side of what the network sees (``"whole"``), or
+            the side of the centre crop (``"center"``). (default: ``224``)
+        resize_size (int, optional): With ``crop="center"``, the shorter side is resized to this
+            before cropping (256 -> 224 is the usual ImageNet evaluation crop). (default: ``256``)
+        crop (str, optional): ``"whole"`` (the whole image, aspect kept) or ``"center"`` (a
+            square centre crop). On the 1,668 MovieLens posters (2:3) ``"whole"`` raised genre
+            purity@10 and text -> poster retrieval through a learned space (``ctxrec bench
+            features``; BENCHMARKS.md). (default: ``"whole"``)
         image_mean (Sequence[float], optional): Per-channel mean. (default: the
             architecture's: 0.5 for EfficientNet-Lite, ImageNet's for MobileNetV2)
         image_std (Sequence[float], optional): Per-channel std. (default: as ``image_mean``)
@@ -116,13 +129,16 @@ class ImageNetEncoder(_ReadsImages):
         image_std: Sequence[float] | None = None,
         image_interpolation: str = "bilinear",
         seed: int = 0,
+        crop: str = "whole",
     ) -> None:
         if arch not in ARCHS:
             raise ValueError(f"`arch` must be one of {', '.join(map(repr, ARCHS))}, got {arch!r}")
         for arg, value in (("batch_size", batch_size), ("image_size", image_size), ("resize_size", resize_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive integer, got {value!r}")
-        if resize_size < image_size:
+        if crop not in _CROPS:
+            raise ValueError(f"`crop` must be one of {', '.join(map(repr, _CROPS))}, got {crop!r}")
+        if crop == "center" and resize_size < image_size:
             raise ValueError(
                 f"`resize_size` ({resize_size}) must be at least `image_size` ({image_size}): the crop is "
                 "taken from the resized image"
@@ -144,6 +160,7 @@ class ImageNetEncoder(_ReadsImages):
         self.normalize = bool(normalize)
         self.image_size = image_size
         self.resize_size = resize_size
+        self.crop = crop
         self.image_mean = _floats(image_mean, "image_mean") or list(self._arch["mean"])
         self.image_std = _floats(image_std, "image_std") or list(self._arch["std"])
         if any(s <= 0 for s in self.image_std):
@@ -170,6 +187,7 @@ class ImageNetEncoder(_ReadsImages):
             "normalize": self.normalize,
             "image_size": self.image_size,
             "resize_size": self.resize_size,
+            "crop": self.crop,
             "image_mean": list(self.image_mean),
             "image_std": list(self.image_std),
             "image_interpolation": self.image_interpolation,
@@ -204,22 +222,32 @@ class ImageNetEncoder(_ReadsImages):
         return self._model
 
     def preprocess(self, image) -> Tensor:
-        """PIL image -> ``[3, image_size, image_size]`` float32: resize the shorter side to
-        ``resize_size``, centre-crop, scale to [0, 1], normalise (torchvision's
+        """PIL image -> ``[3, H, W]`` float32, scaled to [0, 1] and normalised. ``"whole"``: the
+        shorter side resized to ``image_size`` (aspect kept), the longer trimmed (centred) to a
+        multiple of 32, at most :data:`MAX_ASPECT` times ``image_size``; ``"center"``: the shorter
+        side resized to ``resize_size``, then an ``image_size`` square centre crop (torchvision's
         ``Resize``/``CenterCrop``/``ToTensor``/``Normalize``, without needing torchvision)."""
         from PIL import Image
 
         w, h = image.size
         short, long = (w, h) if w <= h else (h, w)
-        new_long = int(self.resize_size * long / short)
-        size = (self.resize_size, new_long) if w <= h else (new_long, self.resize_size)
+        side = self.image_size if self.crop == "whole" else self.resize_size
+        new_long = int(side * long / short)
+        size = (side, new_long) if w <= h else (new_long, side)
         if size != image.size:
             image = image.resize(size, resample=getattr(Image.Resampling, self.image_interpolation.upper()))
-        left = int(round((size[0] - self.image_size) / 2.0))
-        top = int(round((size[1] - self.image_size) / 2.0))
-        image = image.crop((left, top, left + self.image_size, top + self.image_size))
+        if self.crop == "whole":
+            keep = min(new_long, int(MAX_ASPECT * side))
+            keep = max(side, keep - keep % 32)  # few distinct shapes, so batches stay batches
+            out = (side, keep) if w <= h else (keep, side)
+        else:
+            out = (self.image_size, self.image_size)
+        left = int(round((size[0] - out[0]) / 2.0))
+        top = int(round((size[1] - out[1]) / 2.0))
+        if out != size:
+            image = image.crop((left, top, left + out[0], top + out[1]))
         x = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-        x = x.view(self.image_size, self.image_size, 3).permute(2, 0, 1).float().div_(255.0)
+        x = x.view(out[1], out[0], 3).permute(2, 0, 1).float().div_(255.0)
         mean, std = self._norm
         return (x - mean) / std
 
