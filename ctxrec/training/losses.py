@@ -112,11 +112,12 @@ def batch_loss(emb: BatchEmbeddings, loss: str = "bpr", temperature: float = 1.0
     if loss == "full_softmax":
         if emb.catalogue is None or emb.targets is None:
             raise ValueError("full_softmax needs the model's BatchEmbeddings.catalogue and .targets")
+        query = emb.query / temperature  # [B, d], not the [B, S] logits: one pass less over them, both ways
         if columns is not None:
-            pos = (emb.query * emb.catalogue[emb.targets]).sum(-1)
-            neg = emb.query @ emb.catalogue[columns].T
-            return drawn_softmax(pos / temperature, neg / temperature, columns, emb.targets, catalogue_size) + emb.reg
-        logits = emb.query @ emb.catalogue.T / temperature
+            pos = (query * emb.catalogue[emb.targets]).sum(-1)
+            neg = query @ emb.catalogue[columns].T
+            return drawn_softmax(pos, neg, columns, emb.targets, catalogue_size) + emb.reg
+        logits = query @ emb.catalogue.T
         if catalogue_mask is not None:
             logits = logits.masked_fill(~catalogue_mask, float("-inf"))
         return F.cross_entropy(logits.float(), emb.targets) + emb.reg
