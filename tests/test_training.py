@@ -54,6 +54,16 @@ def test_sampled_full_softmax_by_hand():
     s = q @ catalogue.T
     rows = [-(s[b, t] - torch.log(torch.exp(s[b, t]) + 2 * 1.5 * torch.exp(s[b, 2]))) for b, t in ((0, 0), (1, 1))]
     assert torch.isclose(drawn, torch.stack(rows).mean())
+    # huge logits stay finite (the sum is shifted), and a row whose every draw is its positive adds
+    # 0 with finite gradients
+    big = BatchEmbeddings(q * 500, q, q.unsqueeze(1), catalogue=catalogue, targets=torch.tensor([0, 1]))
+    assert torch.isclose(batch_loss(big, "full_softmax", columns=torch.arange(3), catalogue_size=3),
+                         batch_loss(big, "full_softmax"))
+    query = q.clone().requires_grad_()
+    own = BatchEmbeddings(query, q, q.unsqueeze(1), catalogue=catalogue, targets=torch.tensor([0, 0]))
+    loss = batch_loss(own, "full_softmax", columns=torch.tensor([0, 0]), catalogue_size=3)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.isfinite(query.grad).all()
 
 
 def test_negatives_come_from_the_pool_and_skip_positives():
