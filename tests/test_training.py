@@ -85,7 +85,8 @@ def test_config_errors():
 
 
 def test_sampled_batch_equals_full_graph_with_all_neighbours(context_board):
-    """With every neighbour sampled, the mini-batch path computes the full-graph vectors."""
+    """With every neighbour sampled, the mini-batch path (edge lists, scattered) computes the
+    full-graph vectors (sparse CSR adjacency products)."""
     full = ContextGNN(hidden=16, features=(), dropout=0.0, train=TrainConfig(seed=3))
     full.prepare(context_board)
     sampled = ContextGNN(hidden=16, features=(), dropout=0.0, train=TrainConfig(seed=3, num_neighbors=[-1, -1]))
