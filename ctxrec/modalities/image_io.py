@@ -30,7 +30,8 @@ class _ReadsImages(Encoder):
     """:meth:`encode` over image inputs: read, preprocess, embed in batches, report bad files.
 
     A subclass sets ``batch_size`` and ``device`` and implements :meth:`_pixels` (PIL image
-    -> ``[3, H, W]``; images of different shapes go through the network in separate groups) and :meth:`_embed` (``[n, 3, H, W]`` on ``device`` -> ``[n, output_dim]``).
+    -> ``[3, H, W]``; images of different shapes go through the network in separate groups)
+    and :meth:`_embed` (``[n, 3, H, W]`` on ``device`` -> ``[n, output_dim]``).
     After each call :attr:`last_report` lists the bad files and one
     :class:`ImageEncoderWarning` names them.
     """
