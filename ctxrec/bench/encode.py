@@ -134,7 +134,7 @@ def run(size: str = "small", repeats: int = 3, images: int = 64, out_dir: str = 
     print(table(rows, ["encoder", "items", "items_per_s", "raw_items_per_s", "overhead", "peak_rss_mb"]))
     figures["_setup"] = {"size": size, "repeats": repeats, "images": images, "threads": torch.get_num_threads(),
                          "note": "image: ViT-B-32 with random weights at 224 px; imagenet: EfficientNet-Lite0 with "
-                                 "its ImageNet weights, 256 -> 224 px crop, on the same images; peak_rss_mb is the "
+                                 "its ImageNet weights, whole image (crop='whole': these square images resized to 224 px), on the same images; peak_rss_mb is the "
                                  "process's peak so far (cumulative over encoders, in this order)"}
     path = write_report("encode", figures, out_dir,
                         command=f"ctxrec bench encode --size {size} --repeats {repeats} --images {images}",
