@@ -9,6 +9,8 @@ the rows as sparse CSR (:func:`times_rows`): a user has tens of items, not thous
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Optional
 
 import torch
@@ -75,10 +77,15 @@ def gram(graph: RecGraph, batch_size: int = 1024, dtype: torch.dtype = torch.flo
     return out
 
 
+@contextlib.contextmanager
+def quiet_sparse():
+    """Silence torch's notes that sparse CSR is "beta" (its products are what we use)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        yield
+
+
 def sparse_csr(index: torch.Tensor, values: torch.Tensor, shape) -> torch.Tensor:
     """A sparse CSR matrix from COO ``index`` ``[2, nnz]`` and ``values`` (duplicates summed)."""
-    import warnings
-
-    with warnings.catch_warnings():  # torch's notes that sparse CSR is "beta": its matmul is what we use
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+    with quiet_sparse():
         return torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()
